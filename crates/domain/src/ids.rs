@@ -1,0 +1,58 @@
+//! Identifier newtypes: uuids that parse from client input and print canonically.
+
+use crate::error::FieldError;
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            /// Parse client input; `field` names the input in the error.
+            pub fn parse(input: &str, field: &str) -> Result<Self, FieldError> {
+                Uuid::parse_str(input.trim())
+                    .map(Self)
+                    .map_err(|_| FieldError::new(field, "must be a uuid"))
+            }
+
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An agent (AI agent or worker).
+    AgentId
+);
+uuid_id!(
+    /// A command, used for idempotency (`Nats-Msg-Id`).
+    CommandId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uuid_and_rejects_garbage() {
+        let id = AgentId::parse(" 0191e5a4-1c1e-7cc0-8000-000000000001 ", "id").unwrap();
+        assert_eq!(id.to_string(), "0191e5a4-1c1e-7cc0-8000-000000000001");
+        let err = AgentId::parse("nope", "agentId").unwrap_err();
+        assert_eq!(err.field, "agentId");
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure domain of Mission Control: aggregates as `decide`/`evolve`, newtypes that parse.
+//!
+//! Architecture Invariant: this crate does no IO (no tokio, sqlx, axum or NATS) and
+//! nothing in it panics on user input. Data a decision needs is fetched by the caller
+//! and put in the command.
+
+pub mod agent;
+pub mod aggregate;
+pub mod error;
+pub mod ids;
+pub mod values;
+
+pub use aggregate::{Aggregate, Check, ConflictError, Root};
+pub use error::{DomainError, FieldError};

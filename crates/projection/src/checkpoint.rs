@@ -1,0 +1,40 @@
+//! Checkpoint rows: one per projection, the last applied stream sequence.
+
+use sqlx::{PgConnection, PgPool};
+
+pub const CHECKPOINT_TABLE: &str = "projection_checkpoints";
+
+/// Current checkpoint of `name` (0 when it never ran).
+pub async fn load_checkpoint(pool: &PgPool, name: &str) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map_or(0, |(p,)| p as u64))
+}
+
+/// Lock the checkpoint row for the rest of the transaction and return its position.
+pub(crate) async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    let (position,): (i64,) =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(position as u64)
+}
+
+pub(crate) async fn store_checkpoint(tx: &mut PgConnection, name: &str, position: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(position as i64)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The read models: one module per read model with its SQL, plus the migrations.
+//!
+//! Architecture Invariant: read-model tables are written only by their projection, inside
+//! the projector's batch transaction; the API only reads them.
+
+pub mod agents;
+pub mod archive;
+
+use mc_projection::Projection;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Every projection that `serve` runs.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(archive::Archive), Arc::new(agents::Agents)]
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "event archive", include_str!("../../migrations/0001_event_archive.sql")),
+    (2, "agents", include_str!("../../migrations/0002_agents.sql")),
+];
+
+/// The embedded migrations of `migrations/` (kept in this list in order).
+pub fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// Highest migration version this binary knows (readiness compares it to the database).
+pub fn latest_migration() -> i64 {
+    MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+        let files = std::fs::read_dir(dir).unwrap().filter(|e| {
+            e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql")
+        });
+        assert_eq!(files.count(), super::MIGRATIONS.len());
+    }
+}
