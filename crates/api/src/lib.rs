@@ -1,1 +1,29 @@
-//! placeholder
+//! The axum HTTP API and the [`Application`] that wires NATS, Postgres, projectors and
+//! routes into one server (`mission-control serve`).
+//!
+//! Architecture Invariant: handlers only parse, call a command service or a read-model query,
+//! and render; errors leave through [`problem::ApiError`] as `application/problem+json`.
+
+mod agents;
+mod app;
+pub mod extract;
+mod health;
+pub mod problem;
+pub mod read;
+mod state;
+
+pub use app::Application;
+pub use state::{AppState, Config};
+
+use axum::Router;
+
+/// All routes over a state.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().merge(agents::routes());
+    Router::new()
+        .merge(health::routes())
+        .nest("/api/v1", api)
+        .fallback(|| async { problem::ApiError::NotFound { what: "route" } })
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state)
+}

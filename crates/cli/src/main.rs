@@ -1,1 +1,7 @@
-fn main(){}
+//! `mission-control`: the one binary. Thin: parse flags, set up logging, call the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

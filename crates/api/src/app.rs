@@ -1,0 +1,207 @@
+//! [`Application`]: binds the listener (port 0 in tests), connects lazily to NATS and
+//! Postgres, boots (migrate, provision, projectors) in the background with backoff, serves,
+//! and shuts down gracefully.
+
+use crate::state::{AppState, Config, Inner, ProjectorView};
+use async_nats::ServerAddr;
+use mc_commands::{AgentService, Handler, NameRegistry};
+use mc_eventlog::streams::{self, ProvisionOptions};
+use mc_eventlog::EventLog;
+use mc_projection::{Positions, Projector};
+use sqlx::postgres::PgPoolOptions;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("invalid NATS url {url:?}: {reason}")]
+    NatsUrl { url: String, reason: String },
+    #[error("invalid database url: {0}")]
+    DatabaseUrl(sqlx::Error),
+    #[error("nats: {0}")]
+    Nats(String),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    projectors: Vec<Projector>,
+    config: Config,
+}
+
+/// Parse `nats://a:4222,nats://b:4222`.
+pub fn nats_addrs(urls: &str) -> Result<Vec<ServerAddr>, BuildError> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<ServerAddr>().map_err(|e| BuildError::NatsUrl {
+                url: u.to_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Application {
+    /// Bind and connect (lazily: nothing here waits for NATS or Postgres to be up).
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr: config.http_addr, source })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(&config.database_url)
+            .map_err(BuildError::DatabaseUrl)?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("mission-control")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(nats_addrs(&config.nats_url)?)
+            .await
+            .map_err(|e| BuildError::Nats(e.to_string()))?;
+        let log = EventLog::new(nats.clone());
+        let handler = Handler::new(log.clone());
+        let agents = AgentService::new(handler, NameRegistry::new(log.jetstream().clone()));
+        let projectors: Vec<Projector> = if config.run_projectors {
+            mc_projections::all()
+                .into_iter()
+                .map(|p| Projector::new(p, pool.clone(), log.jetstream().clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let views: Vec<ProjectorView> = projectors
+            .iter()
+            .map(|p| ProjectorView {
+                name: p.name(),
+                status: p.status_handle(),
+                position: p.subscribe(),
+            })
+            .collect();
+        let local: HashMap<_, _> = views.iter().map(|v| (v.name, v.position.clone())).collect();
+        let state = AppState(Arc::new(Inner {
+            positions: Positions::new(pool.clone(), local),
+            pool,
+            nats,
+            log,
+            agents,
+            projectors: views,
+            migrated: AtomicBool::new(false),
+            provisioned: AtomicBool::new(false),
+            started: Instant::now(),
+            read_wait: config.read_wait,
+        }));
+        Ok(Self {
+            listener,
+            state,
+            projectors,
+            config,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` is cancelled: in-flight requests finish, then the projectors
+    /// commit or roll back their batch and stop.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Self {
+            listener,
+            state,
+            projectors,
+            config,
+        } = self;
+        let workers = shutdown.child_token();
+        let boot = tokio::spawn(boot(state.clone(), projectors, config, workers.clone()));
+        tracing::info!(addr = %listener.local_addr()?, "http server listening");
+        let served = axum::serve(listener, crate::router(state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        workers.cancel();
+        if let Ok(handles) = boot.await {
+            for handle in handles {
+                let _ = handle.await;
+            }
+        }
+        tracing::info!("shut down");
+        served
+    }
+}
+
+/// Retry `step` with exponential backoff until it succeeds or we are cancelled.
+async fn with_backoff<F, Fut, E>(what: &str, cancel: &CancellationToken, mut step: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match step().await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(step = what, error = %e, retry_in = ?delay, "startup step failed"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Migrate, provision, then start the projectors. Returns their task handles.
+async fn boot(
+    state: AppState,
+    projectors: Vec<Projector>,
+    config: Config,
+    cancel: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let migrated = with_backoff("migrate", &cancel, || async {
+        mc_projections::migrator().run(&state.pool).await
+    })
+    .await;
+    if !migrated {
+        return Vec::new();
+    }
+    state.migrated.store(true, Ordering::Release);
+    let options = ProvisionOptions {
+        replicas: config.stream_replicas,
+        telemetry_max_age: config.telemetry_max_age,
+    };
+    let provisioned = with_backoff("provision streams", &cancel, || {
+        streams::provision(state.log.jetstream(), &options)
+    })
+    .await;
+    if !provisioned {
+        return Vec::new();
+    }
+    state.provisioned.store(true, Ordering::Release);
+    tracing::info!("migrations applied and streams provisioned");
+    projectors
+        .into_iter()
+        .map(|p| {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if let Err(e) = p.run(cancel).await {
+                    tracing::error!(error = %e, "projector stopped");
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! Request parsing that names the field at fault: JSON bodies, query parameters, `If-Match`.
+
+use crate::problem::ApiError;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, HeaderValue};
+use mc_domain::{Check, FieldError};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A JSON body whose decoding errors name the field: 400 when it is not JSON, 422 when a
+/// field has the wrong type, is missing or is unknown.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        if !is_json {
+            return Err(ApiError::BadHeader {
+                header: "Content-Type",
+                message: "must be application/json".into(),
+            });
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::MalformedJson(e.body_text()))?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Decode JSON, turning serde's errors into field errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                // serde_path_to_error already ends the path with an unknown field; a missing
+                // field is reported at its parent, so append its name.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next());
+                let field = match (missing, path.as_str()) {
+                    (Some(f), ".") => f.to_owned(),
+                    (Some(f), parent) => format!("{parent}.{f}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, p) => p.to_owned(),
+                };
+                ApiError::Validation(vec![FieldError::new(field, message)])
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })
+}
+
+/// Query parameters, parsed one by one with field errors collected.
+pub struct QueryParams {
+    params: HashMap<String, String>,
+    pub errors: Vec<FieldError>,
+}
+
+impl QueryParams {
+    pub fn new(params: HashMap<String, String>) -> Self {
+        Self {
+            params,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// Parse with `parse`, recording its error under `name`.
+    pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let raw = self.str(name)?.to_owned();
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.errors.push(FieldError::new(name, message));
+                None
+            }
+        }
+    }
+
+    pub fn u64(&mut self, name: &str, min: u64, max: u64) -> Option<u64> {
+        self.parse(name, |s| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| format!("must be an integer from {min} to {max}"))
+        })
+    }
+
+    /// Fail with every recorded error.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// `If-Match: "3"` → `Check::MustBe(3)`; absent or `*` → `Check::Any`.
+pub fn if_match(headers: &HeaderMap) -> Result<Check, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(Check::Any);
+    };
+    let bad = || ApiError::BadHeader {
+        header: "If-Match",
+        message: "must be an ETag of this API (a quoted version number) or *".into(),
+    };
+    let s = value.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(Check::Any);
+    }
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<u64>().map(Check::MustBe).map_err(|_| bad())
+}
+
+/// `ETag` of an aggregate version.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        name: String,
+        tags: Option<Vec<String>>,
+    }
+
+    fn field_of(body: &str) -> String {
+        match parse_json::<T>(body.as_bytes()) {
+            Err(ApiError::Validation(e)) => e[0].field.clone(),
+            other => panic!("expected validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field_of(r#"{"name": 1}"#), "name");
+        assert_eq!(field_of(r#"{"name": "a", "bogus": 1}"#), "bogus");
+        assert_eq!(field_of(r#"{}"#), "name");
+        assert_eq!(field_of(r#"{"name": "a", "tags": [1]}"#), "tags[0]");
+        assert!(matches!(parse_json::<T>(b"{nope"), Err(ApiError::MalformedJson(_))));
+    }
+
+    #[test]
+    fn if_match_parses_etags() {
+        let mut h = HeaderMap::new();
+        assert_eq!(if_match(&h).unwrap(), Check::Any);
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"4\""));
+        assert_eq!(if_match(&h).unwrap(), Check::MustBe(4));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"5\""));
+        assert_eq!(if_match(&h).unwrap(), Check::MustBe(5));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("abc"));
+        assert!(if_match(&h).is_err());
+    }
+}

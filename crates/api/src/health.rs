@@ -1,0 +1,106 @@
+//! `/health*`: liveness, readiness (NATS, Postgres, migrations, streams), details.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mc_projection::ProjectorStatus;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/detailed", get(detailed))
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// Postgres answers and the latest migration is applied.
+async fn postgres_ok(state: &AppState) -> (bool, Option<f64>) {
+    let started = Instant::now();
+    let ok = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    (ok, ok.then(|| started.elapsed().as_secs_f64() * 1000.0))
+}
+
+fn nats_ok(state: &AppState) -> bool {
+    state.nats.connection_state() == async_nats::connection::State::Connected
+}
+
+async fn readiness(state: &AppState) -> (bool, Value) {
+    let (pg, _) = postgres_ok(state).await;
+    let nats = nats_ok(state);
+    let migrated = state.is_migrated();
+    let streams = state.is_provisioned();
+    let ok = pg && nats && migrated && streams;
+    (
+        ok,
+        json!({"status": if ok {"ready"} else {"not ready"}, "checks": {
+            "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams}}),
+    )
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    ready(State(state)).await
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let (ok, body) = readiness(&state).await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Resident memory of this process, from /proc (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+async fn detailed(State(state): State<AppState>) -> Response {
+    let (ok, readiness) = readiness(&state).await;
+    let (_, pg_latency) = postgres_ok(&state).await;
+    let head = if nats_ok(&state) {
+        tokio::time::timeout(CHECK_TIMEOUT, state.log.head()).await.ok().and_then(Result::ok)
+    } else {
+        None
+    };
+    let projections: Vec<Value> = state
+        .projectors
+        .iter()
+        .map(|p| {
+            let position = *p.position.borrow();
+            let status = p.status.lock().map(|s| s.clone()).unwrap_or(ProjectorStatus::Starting);
+            let (state_name, error) = match status {
+                ProjectorStatus::Starting => ("starting", None),
+                ProjectorStatus::Running => ("running", None),
+                ProjectorStatus::Stopped => ("stopped", None),
+                ProjectorStatus::Failed { position, error } => ("failed", Some(format!("at {position}: {error}"))),
+            };
+            json!({"name": p.name, "position": position, "lag": head.map(|h| h.saturating_sub(position)),
+                   "state": state_name, "error": error})
+        })
+        .collect();
+    let body = json!({
+        "status": readiness["status"],
+        "checks": readiness["checks"],
+        "nats": {"connected": nats_ok(&state), "streamHead": head},
+        "postgres": {"reachable": pg_latency.is_some(), "latencyMs": pg_latency},
+        "projections": projections,
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "memory": {"rssBytes": rss_bytes()},
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}

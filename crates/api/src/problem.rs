@@ -1,0 +1,144 @@
+//! One error type for the HTTP API and its table of codes, statuses and titles; rendered as
+//! `application/problem+json` (RFC 9457).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mc_commands::CommandError;
+use mc_domain::{DomainError, FieldError};
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The body is not JSON at all.
+    MalformedJson(String),
+    /// Fields that do not parse or validate.
+    Validation(Vec<FieldError>),
+    /// A header that does not parse (`If-Match`).
+    BadHeader { header: &'static str, message: String },
+    NotFound { what: &'static str },
+    AlreadyExists { what: &'static str },
+    InvalidTransition { what: &'static str, from: String, to: String },
+    /// `If-Match` is stale.
+    PreconditionFailed { expected: u64, actual: u64 },
+    /// Concurrent writers won every retry.
+    Conflict { expected: u64, actual: u64 },
+    NameTaken { name: String },
+    Unavailable(String),
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The table: stable code, HTTP status, title.
+    fn code(&self) -> (&'static str, StatusCode, &'static str) {
+        match self {
+            Self::MalformedJson(_) => ("malformed-json", StatusCode::BAD_REQUEST, "request body is not valid JSON"),
+            Self::Validation(_) => ("validation", StatusCode::UNPROCESSABLE_ENTITY, "invalid input"),
+            Self::BadHeader { .. } => ("bad-header", StatusCode::BAD_REQUEST, "invalid header"),
+            Self::NotFound { .. } => ("not-found", StatusCode::NOT_FOUND, "not found"),
+            Self::AlreadyExists { .. } => ("already-exists", StatusCode::CONFLICT, "already exists"),
+            Self::InvalidTransition { .. } => ("invalid-transition", StatusCode::CONFLICT, "illegal state transition"),
+            Self::PreconditionFailed { .. } => ("precondition-failed", StatusCode::PRECONDITION_FAILED, "version does not match If-Match"),
+            Self::Conflict { .. } => ("conflict", StatusCode::CONFLICT, "concurrent modification"),
+            Self::NameTaken { .. } => ("name-taken", StatusCode::CONFLICT, "name already taken"),
+            Self::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "dependency unavailable"),
+            Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+
+    fn body(&self) -> Value {
+        let (code, status, title) = self.code();
+        let mut body = json!({
+            "type": format!("/problems/{code}"),
+            "title": title,
+            "status": status.as_u16(),
+            "code": code,
+        });
+        let extra = match self {
+            Self::MalformedJson(detail) => json!({"detail": detail}),
+            Self::Validation(errors) => json!({
+                "detail": errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                "errors": errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
+            }),
+            Self::BadHeader { header, message } => json!({
+                "detail": format!("{header}: {message}"),
+                "errors": [{"field": header, "message": message}],
+            }),
+            Self::NotFound { what } => json!({"detail": format!("{what} not found")}),
+            Self::AlreadyExists { what } => json!({"detail": format!("{what} already exists")}),
+            Self::InvalidTransition { what, from, to } => json!({
+                "detail": format!("{what} cannot go from {from} to {to}"),
+                "currentState": from,
+            }),
+            Self::PreconditionFailed { expected, actual } | Self::Conflict { expected, actual } => json!({
+                "detail": format!("expected version {expected}, actual {actual}"),
+                "expectedVersion": expected,
+                "actualVersion": actual,
+            }),
+            Self::NameTaken { name } => json!({
+                "detail": format!("name {name:?} is already taken"),
+                "errors": [{"field": "name", "message": "is already taken"}],
+            }),
+            Self::Unavailable(detail) | Self::Internal(detail) => json!({"detail": detail}),
+        };
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status, _) = self.code();
+        if status.is_server_error() {
+            tracing::warn!(code, error = ?self, "request failed");
+        }
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Domain(d) => d.into(),
+            CommandError::Precondition(c) => Self::PreconditionFailed {
+                expected: c.expected,
+                actual: c.actual,
+            },
+            CommandError::Concurrency { expected, actual } => Self::Conflict { expected, actual },
+            CommandError::NameTaken { name } => Self::NameTaken { name },
+            CommandError::Unavailable(e) => Self::Unavailable(e),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(errors) => Self::Validation(errors),
+            DomainError::NotFound { aggregate } => Self::NotFound { what: aggregate },
+            DomainError::AlreadyExists { aggregate } => Self::AlreadyExists { what: aggregate },
+            DomainError::InvalidTransition { aggregate, from, to } => Self::InvalidTransition { what: aggregate, from, to },
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(format!("postgres: {e}")),
+            e => Self::Internal(format!("postgres: {e}")),
+        }
+    }
+}

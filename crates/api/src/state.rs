@@ -1,0 +1,69 @@
+//! Shared state of the HTTP handlers and the configuration of the server.
+
+use mc_commands::AgentService;
+use mc_eventlog::EventLog;
+use mc_projection::{Positions, ProjectorStatus};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Everything `serve` needs to know; the CLI fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// One or more NATS URLs, comma-separated.
+    pub nats_url: String,
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    /// JetStream replicas of the streams (1 single node, 3 in a cluster).
+    pub stream_replicas: usize,
+    pub telemetry_max_age: Duration,
+    /// Longest wait of a query with `minPosition` before answering stale.
+    pub read_wait: Duration,
+    /// Run the projectors in this process.
+    pub run_projectors: bool,
+}
+
+/// A projector as the API reports it.
+#[derive(Clone)]
+pub struct ProjectorView {
+    pub name: &'static str,
+    pub status: Arc<Mutex<ProjectorStatus>>,
+    pub position: watch::Receiver<u64>,
+}
+
+pub struct Inner {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub log: EventLog,
+    pub agents: AgentService,
+    pub positions: Positions,
+    pub projectors: Vec<ProjectorView>,
+    pub migrated: AtomicBool,
+    pub provisioned: AtomicBool,
+    pub started: Instant,
+    pub read_wait: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    pub fn is_provisioned(&self) -> bool {
+        self.provisioned.load(Ordering::Acquire)
+    }
+}

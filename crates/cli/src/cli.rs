@@ -1,0 +1,151 @@
+//! Command-line interface: `serve` (API + projectors, the default way to run it) and
+//! `migrate`. Every flag also reads an `MC_*` environment variable.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use mc_api::{Application, Config};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "mission-control", version, about = "Event-sourced mission operations backend")]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `mc_api=debug,info`.
+    #[arg(long, env = "MC_LOG", default_value = "info", global = true)]
+    log: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "MC_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the projectors in one process.
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DbArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "MC_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/mission_control")]
+    database_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "MC_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// JetStream replicas for the streams: 1 on a single node, 3 in a cluster.
+    #[arg(long, env = "MC_STREAM_REPLICAS", default_value_t = 1)]
+    stream_replicas: usize,
+    /// How long MC_TELEMETRY keeps samples, in hours.
+    #[arg(long, env = "MC_TELEMETRY_MAX_AGE_HOURS", default_value_t = 168)]
+    telemetry_max_age_hours: u64,
+    /// Longest wait, in milliseconds, of a query with `minPosition` before it answers stale.
+    #[arg(long, env = "MC_READ_WAIT_MS", default_value_t = 2000)]
+    read_wait_ms: u64,
+    /// Do not run projectors in this process (run them elsewhere).
+    #[arg(long, env = "MC_NO_PROJECTORS")]
+    no_projectors: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, &cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate(args) => migrate(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config {
+        nats_url: args.nats_url,
+        database_url: args.db.database_url,
+        http_addr: args.http_addr,
+        stream_replicas: args.stream_replicas,
+        telemetry_max_age: Duration::from_secs(args.telemetry_max_age_hours * 3600),
+        read_wait: Duration::from_millis(args.read_wait_ms),
+        run_projectors: !args.no_projectors,
+    };
+    let app = Application::build(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal(shutdown.clone()));
+    app.run(shutdown).await.context("http server")?;
+    Ok(())
+}
+
+/// Cancel on SIGTERM or Ctrl-C.
+async fn signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}
+
+async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await
+        .context("connect to postgres")?;
+    mc_projections::migrator().run(&pool).await.context("apply migrations")?;
+    tracing::info!(latest = mc_projections::latest_migration(), "migrations applied");
+    Ok(())
+}
