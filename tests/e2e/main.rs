@@ -1,1 +1,8 @@
-//! e2e
+//! End-to-end tests: the real `mission-control` server (in-process or as a child process)
+//! against a real nats-server and a real PostgreSQL database, one of each per test.
+
+mod agents;
+mod concurrency;
+mod helpers;
+mod kill;
+mod startup;

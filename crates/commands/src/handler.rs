@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-/// Attempts of load → decide → append when another writer appended first.
-const MAX_ATTEMPTS: usize = 5;
+/// Attempts of load → decide → append when another writer appended first. A conflict means
+/// another writer succeeded, so with up to this many concurrent writers on one aggregate every
+/// command without `If-Match` lands.
+const MAX_ATTEMPTS: usize = 10;
 /// Aggregates kept in memory; the cache is cleared when it grows past this.
 const CACHE_CAPACITY: usize = 50_000;
 

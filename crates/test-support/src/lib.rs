@@ -6,7 +6,7 @@ mod db;
 mod nats;
 
 pub use db::TestDb;
-pub use nats::NatsServer;
+pub use nats::{free_port, NatsServer};
 
 /// Root of the workspace (for locating `.dev/` and the binaries).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -27,7 +27,7 @@ pub fn binary() -> PathBuf {
     local
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -98,5 +98,20 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl NatsServer {
+    /// A server with a port and store but not started yet (for tests of startup order).
+    pub fn reserve() -> Self {
+        let store = tempfile::Builder::new()
+            .prefix("mc-nats-")
+            .tempdir()
+            .expect("temporary store directory");
+        Self {
+            child: None,
+            port: free_port(),
+            store,
+        }
     }
 }

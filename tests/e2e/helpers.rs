@@ -1,0 +1,118 @@
+//! Test harness: spawn the application on port 0 with its own NATS and database.
+
+use mc_api::{Application, Config};
+use mc_test_support::{NatsServer, TestDb};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub nats: NatsServer,
+    pub db: TestDb,
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> Config {
+    Config {
+        nats_url,
+        database_url,
+        http_addr,
+        stream_replicas: 1,
+        telemetry_max_age: Duration::from_secs(3600),
+        read_wait: Duration::from_secs(5),
+        run_projectors: true,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let nats = NatsServer::start().await;
+        let db = TestDb::new().await;
+        let app = Application::build(config(nats.url(), db.url().to_owned(), "127.0.0.1:0".parse().unwrap()))
+            .await
+            .expect("build application");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        let test_app = Self {
+            nats,
+            db,
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+            server: Some(server),
+        };
+        wait_ready(&test_app.http, &test_app.base).await;
+        test_app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// POST an agent; returns (status, body).
+    pub async fn create_agent(&self, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url("/agents")).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Wait until projection `name` has applied `position` (10 s at most).
+    pub async fn wait_projection(&self, name: &str, position: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if mc_projection::load_checkpoint(&self.db.pool, name).await.unwrap() >= position {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never reached {position}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Poll `/health/ready` until 200 (20 s at most).
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "server at {base} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `mission-control serve` binary as a child process.
+pub fn spawn_binary(nats_url: &str, database_url: &str, http_addr: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mission-control"))
+        .arg("serve")
+        .env("MC_NATS_URL", nats_url)
+        .env("MC_DATABASE_URL", database_url)
+        .env("MC_HTTP_ADDR", http_addr)
+        .env("MC_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mission-control")
+}
