@@ -25,7 +25,10 @@ impl Projection for Agents {
         commits: &'a [RecordedCommit],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
-            for rc in commits.iter().filter(|rc| rc.commit.aggregate_type == "agent") {
+            for rc in commits
+                .iter()
+                .filter(|rc| rc.commit.aggregate_type == "agent")
+            {
                 apply_commit(tx, rc).await?;
             }
             Ok(())

@@ -17,8 +17,16 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "event archive", include_str!("../../migrations/0001_event_archive.sql")),
-    (2, "agents", include_str!("../../migrations/0002_agents.sql")),
+    (
+        1,
+        "event archive",
+        include_str!("../../migrations/0001_event_archive.sql"),
+    ),
+    (
+        2,
+        "agents",
+        include_str!("../../migrations/0002_agents.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).
@@ -52,7 +60,11 @@ mod tests {
     fn every_migration_file_is_embedded() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
         let files = std::fs::read_dir(dir).unwrap().filter(|e| {
-            e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql")
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
         });
         assert_eq!(files.count(), super::MIGRATIONS.len());
     }

@@ -79,7 +79,10 @@ async fn update_status_and_remove_keep_history() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["version"], 3, "rename and status change are two events of one commit");
+    assert_eq!(
+        body["version"], 3,
+        "rename and status change are two events of one commit"
+    );
     let position = body["position"].as_u64().unwrap();
     let agent: Value = app
         .http
@@ -90,14 +93,22 @@ async fn update_status_and_remove_keep_history() {
         .json()
         .await
         .unwrap();
-    assert_eq!((agent["name"].as_str(), agent["status"].as_str()), (Some("worker-2"), Some("BUSY")));
+    assert_eq!(
+        (agent["name"].as_str(), agent["status"].as_str()),
+        (Some("worker-2"), Some("BUSY"))
+    );
 
     // The old name is free again, the new one is taken.
     assert_eq!(app.create_agent(json!({"name": "worker-2"})).await.0, 409);
     let (status, other) = app.create_agent(json!({"name": "Worker"})).await;
     assert_eq!(status, 201, "{other}");
 
-    let r = app.http.delete(app.url(&format!("/agents/{id}"))).send().await.unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/agents/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let removed: Value = r.json().await.unwrap();
     let position = removed["position"].as_u64().unwrap();
@@ -109,8 +120,20 @@ async fn update_status_and_remove_keep_history() {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let list: Value = app.http.get(app.url("/agents")).send().await.unwrap().json().await.unwrap();
-    assert!(list["items"].as_array().unwrap().iter().all(|a| a["id"] != id));
+    let list: Value = app
+        .http
+        .get(app.url("/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["id"] != id));
     // History stays in the archive.
     app.wait_projection("archive", position).await;
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE aggregate_id = $1")
@@ -142,11 +165,18 @@ async fn bad_input_is_a_problem_naming_the_field_and_appends_nothing() {
         (r#"{"description": "no name"}"#, 422, "name"),
         (r#"{"name": "a", "colour": "red"}"#, 422, "colour"),
         (r#"{"name": "a", "status": "SLEEPING"}"#, 422, "status"),
-        (r#"{"name": "a", "capabilities": ["ok", ""]}"#, 422, "capabilities[1]"),
+        (
+            r#"{"name": "a", "capabilities": ["ok", ""]}"#,
+            422,
+            "capabilities[1]",
+        ),
         (r#"{"name": "a", "metadata": [1, 2]}"#, 422, "metadata"),
     ];
     let long_name = format!(r#"{{"name": "{}"}}"#, "x".repeat(101));
-    let big_meta = format!(r#"{{"name": "a", "metadata": {{"blob": "{}"}}}}"#, "x".repeat(17 * 1024));
+    let big_meta = format!(
+        r#"{{"name": "a", "metadata": {{"blob": "{}"}}}}"#,
+        "x".repeat(17 * 1024)
+    );
     let mut all = cases.clone();
     all.push((&long_name, 422, "name"));
     all.push((&big_meta, 422, "metadata"));
@@ -163,17 +193,33 @@ async fn bad_input_is_a_problem_naming_the_field_and_appends_nothing() {
         assert_eq!(r.headers()["content-type"], "application/problem+json");
         let problem: Value = r.json().await.unwrap();
         if status == 422 {
-            let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            let fields: Vec<&str> = problem["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
             assert!(fields.contains(&field), "{body}: {problem}");
         } else {
             assert_eq!(problem["code"], field);
         }
     }
-    let r = app.http.get(app.url("/agents?limit=0&status=nope&cursor=zz")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/agents?limit=0&status=nope&cursor=zz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["errors"].as_array().unwrap().len(), 3);
-    let r = app.http.patch(app.url("/agents/not-a-uuid")).json(&json!({})).send().await.unwrap();
+    let r = app
+        .http
+        .patch(app.url("/agents/not-a-uuid"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     let r = app
         .http
@@ -195,7 +241,9 @@ async fn list_pages_with_keyset_cursor_and_filters_by_status() {
     let mut last = 0;
     for i in 0..7 {
         let status = if i % 2 == 0 { "IDLE" } else { "OFFLINE" };
-        let (s, body) = app.create_agent(json!({"name": format!("agent-{i}"), "status": status})).await;
+        let (s, body) = app
+            .create_agent(json!({"name": format!("agent-{i}"), "status": status}))
+            .await;
         assert_eq!(s, 201);
         last = body["position"].as_u64().unwrap();
     }
@@ -207,17 +255,89 @@ async fn list_pages_with_keyset_cursor_and_filters_by_status() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = app.http.get(url).send().await.unwrap().json().await.unwrap();
+        let page: Value = app
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         pages += 1;
-        names.extend(page["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_owned()));
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned()),
+        );
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(names, (0..7).map(|i| format!("agent-{i}")).collect::<Vec<_>>());
-    let offline: Value = app.http.get(app.url("/agents?status=OFFLINE")).send().await.unwrap().json().await.unwrap();
-    let offline: Vec<&str> = offline["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        (0..7).map(|i| format!("agent-{i}")).collect::<Vec<_>>()
+    );
+    let offline: Value = app
+        .http
+        .get(app.url("/agents?status=OFFLINE"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offline: Vec<&str> = offline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(offline, ["agent-1", "agent-3", "agent-5"]);
+}
+
+#[tokio::test]
+async fn graceful_restart_resumes_from_checkpoints_without_duplicates() {
+    let mut app = TestApp::spawn().await;
+    let mut last = 0;
+    for i in 0..5 {
+        last = app
+            .create_agent(json!({"name": format!("before-{i}")}))
+            .await
+            .1["position"]
+            .as_u64()
+            .unwrap();
+    }
+    app.wait_projection("archive", last).await;
+    app.stop().await;
+    app.start().await;
+    for i in 0..3 {
+        last = app
+            .create_agent(json!({"name": format!("after-{i}")}))
+            .await
+            .1["position"]
+            .as_u64()
+            .unwrap();
+    }
+    let list: Value = app
+        .http
+        .get(app.url(&format!("/agents?minPosition={last}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 8);
+    app.wait_projection("archive", last).await;
+    let (rows, positions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT position) FROM events")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, positions), (8, 8));
 }

@@ -16,7 +16,11 @@ async fn twenty_patches_with_one_if_match_exactly_one_wins() {
             .json(&json!({"description": format!("writer {i}")}))
             .send()
     });
-    let statuses: Vec<u16> = join_all(requests).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let statuses: Vec<u16> = join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 409 || **s == 412).count();
     assert_eq!((ok, refused), (1, 19), "{statuses:?}");
@@ -37,7 +41,10 @@ async fn concurrent_registrations_of_one_name_exactly_one_succeeds() {
     });
     let results = join_all(requests).await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
-    let taken = results.iter().filter(|(s, b)| *s == 409 && b["code"] == "name-taken").count();
+    let taken = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["code"] == "name-taken")
+        .count();
     assert_eq!((created, taken), (1, 11), "{results:?}");
 }
 
@@ -52,7 +59,11 @@ async fn patches_without_if_match_all_land_by_retrying() {
             .json(&json!({"metadata": {"writer": i}}))
             .send()
     });
-    let statuses: Vec<u16> = join_all(requests).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let statuses: Vec<u16> = join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let log = mc_eventlog::EventLog::new(app.nats.client().await);
     let versions: Vec<u64> = log
@@ -62,5 +73,9 @@ async fn patches_without_if_match_all_land_by_retrying() {
         .iter()
         .flat_map(|c| c.commit.events.iter().map(|e| e.aggregate_version))
         .collect();
-    assert_eq!(versions, (1..=9).collect::<Vec<_>>(), "versions are dense and ordered");
+    assert_eq!(
+        versions,
+        (1..=9).collect::<Vec<_>>(),
+        "versions are dense and ordered"
+    );
 }

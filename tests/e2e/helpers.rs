@@ -32,24 +32,31 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let nats = NatsServer::start().await;
-        let db = TestDb::new().await;
-        let app = Application::build(config(nats.url(), db.url().to_owned(), "127.0.0.1:0".parse().unwrap()))
-            .await
-            .expect("build application");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run(shutdown.clone()));
-        let test_app = Self {
-            nats,
-            db,
-            base,
+        let mut test_app = Self {
+            nats: NatsServer::start().await,
+            db: TestDb::new().await,
+            base: String::new(),
             http: reqwest::Client::new(),
-            shutdown,
-            server: Some(server),
+            shutdown: CancellationToken::new(),
+            server: None,
         };
-        wait_ready(&test_app.http, &test_app.base).await;
+        test_app.start().await;
         test_app
+    }
+
+    /// Start a new server process-equivalent on the same NATS and database.
+    pub async fn start(&mut self) {
+        let app = Application::build(config(
+            self.nats.url(),
+            self.db.url().to_owned(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .await
+        .expect("build application");
+        self.base = format!("http://127.0.0.1:{}", app.port());
+        self.shutdown = CancellationToken::new();
+        self.server = Some(tokio::spawn(app.run(self.shutdown.clone())));
+        wait_ready(&self.http, &self.base).await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -58,7 +65,13 @@ impl TestApp {
 
     /// POST an agent; returns (status, body).
     pub async fn create_agent(&self, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url("/agents")).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url("/agents"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -66,7 +79,11 @@ impl TestApp {
     pub async fn wait_projection(&self, name: &str, position: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if mc_projection::load_checkpoint(&self.db.pool, name).await.unwrap() >= position {
+            if mc_projection::load_checkpoint(&self.db.pool, name)
+                .await
+                .unwrap()
+                >= position
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "{name} never reached {position}");
@@ -98,7 +115,10 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "server at {base} never became ready");
+        assert!(
+            Instant::now() < deadline,
+            "server at {base} never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -27,7 +27,13 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
     let killed = Arc::new(Mutex::new(false));
     futures::stream::iter(0..TOTAL)
         .map(|i| {
-            let (http, base, acked, child, killed) = (http.clone(), base.clone(), acked.clone(), child.clone(), killed.clone());
+            let (http, base, acked, child, killed) = (
+                http.clone(),
+                base.clone(),
+                acked.clone(),
+                child.clone(),
+                killed.clone(),
+            );
             async move {
                 let r = http
                     .post(format!("{base}/api/v1/agents"))
@@ -55,7 +61,11 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
     child.lock().unwrap().wait().unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(*killed.lock().unwrap(), "the server was killed mid-burst");
-    assert!(acked.len() >= KILL_AFTER && acked.len() < TOTAL, "acked {}", acked.len());
+    assert!(
+        acked.len() >= KILL_AFTER && acked.len() < TOTAL,
+        "acked {}",
+        acked.len()
+    );
 
     eprintln!("acknowledged before kill -9: {} of {TOTAL}", acked.len());
     // Restart on the same NATS and database; it resumes from its checkpoints.
@@ -65,8 +75,15 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
     assert!(head as usize >= acked.len());
     let deadline = Instant::now() + Duration::from_secs(30);
     for name in ["agents", "archive"] {
-        while mc_projection::load_checkpoint(&db.pool, name).await.unwrap() < head {
-            assert!(Instant::now() < deadline, "{name} did not catch up to {head}");
+        while mc_projection::load_checkpoint(&db.pool, name)
+            .await
+            .unwrap()
+            < head
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not catch up to {head}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -78,19 +95,39 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(present as usize, acked.len(), "every acknowledged agent is in the read model");
+    assert_eq!(
+        present as usize,
+        acked.len(),
+        "every acknowledged agent is in the read model"
+    );
 
-    let (rows, positions, min, max): (i64, i64, Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT position), min(position), max(position) FROM events")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!((rows, positions, min, max), (head as i64, head as i64, Some(1), Some(head as i64)), "archive has no gap and no duplicate");
-    let (agents,): (i64,) = sqlx::query_as("SELECT count(*) FROM agents").fetch_one(&db.pool).await.unwrap();
-    assert_eq!(agents, head as i64, "one read-model row per registration in the log, none twice");
+    let (rows, positions, min, max): (i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT position), min(position), max(position) FROM events",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, positions, min, max),
+        (head as i64, head as i64, Some(1), Some(head as i64)),
+        "archive has no gap and no duplicate"
+    );
+    let (agents,): (i64,) = sqlx::query_as("SELECT count(*) FROM agents")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        agents, head as i64,
+        "one read-model row per registration in the log, none twice"
+    );
 
     // And it keeps working.
-    let r = http.post(format!("{base}/api/v1/agents")).json(&json!({"name": "after-restart"})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/agents"))
+        .json(&json!({"name": "after-restart"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     restarted.kill().unwrap();
     restarted.wait().unwrap();

@@ -5,4 +5,5 @@ mod agents;
 mod concurrency;
 mod helpers;
 mod kill;
+mod projector;
 mod startup;

@@ -10,25 +10,50 @@ use tokio_util::sync::CancellationToken;
 async fn not_ready_until_nats_comes_then_serves() {
     let mut nats = NatsServer::reserve();
     let db = TestDb::new().await;
-    let app = Application::build(config(nats.url(), db.url().to_owned(), "127.0.0.1:0".parse().unwrap()))
-        .await
-        .expect("build without NATS running");
+    let app = Application::build(config(
+        nats.url(),
+        db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+    .expect("build without NATS running");
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     let http = reqwest::Client::new();
 
-    let r = http.get(format!("{base}/health/ready")).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["checks"]["nats"], false);
-    assert_eq!(http.get(format!("{base}/health/live")).send().await.unwrap().status(), 200);
-    let r = http.post(format!("{base}/api/v1/agents")).json(&json!({"name": "early"})).send().await.unwrap();
+    assert_eq!(
+        http.get(format!("{base}/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = http
+        .post(format!("{base}/api/v1/agents"))
+        .json(&json!({"name": "early"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503, "commands fail clearly while NATS is away");
 
     nats.restart().await;
     wait_ready(&http, &base).await;
-    let r = http.post(format!("{base}/api/v1/agents")).json(&json!({"name": "late"})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/agents"))
+        .json(&json!({"name": "late"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     shutdown.cancel();
     server.await.unwrap().unwrap();
@@ -51,7 +76,13 @@ async fn not_ready_while_postgres_is_unreachable() {
     let r = reqwest::get(format!("{base}/health/ready")).await.unwrap();
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
-    assert_eq!((body["checks"]["postgres"].as_bool(), body["checks"]["migrations"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(
+        (
+            body["checks"]["postgres"].as_bool(),
+            body["checks"]["migrations"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
     let r = reqwest::get(format!("{base}/api/v1/agents")).await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "application/problem+json");

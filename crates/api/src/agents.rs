@@ -88,15 +88,23 @@ fn actor(headers: &HeaderMap) -> String {
 fn command_response(status: StatusCode, id: AgentId, done: &Executed<Agent>) -> Response {
     let body = json!({"id": id.to_string(), "version": done.version, "position": done.position});
     let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(header::ETAG, etag(done.version));
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(done.version));
     response
 }
 
-async fn create(State(state): State<AppState>, headers: HeaderMap, Body(body): Body<CreateBody>) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body<CreateBody>,
+) -> Result<Response, ApiError> {
     let mut f = Fields::default();
     let name = f.take(Name::parse(&body.name, "name"));
     let description = f.take(Description::parse(&body.description, "description"));
-    let caps = capabilities(&body.capabilities).map_err(|e| f.0.extend(e)).ok();
+    let caps = capabilities(&body.capabilities)
+        .map_err(|e| f.0.extend(e))
+        .ok();
     let metadata = f.take(Metadata::parse(body.metadata, "metadata"));
     let st = match body.status.as_deref() {
         Some(s) => f.take(status(s)),
@@ -137,11 +145,15 @@ async fn update(
     let mut f = Fields::default();
     let cmd = UpdateAgent {
         name: body.name.and_then(|n| f.take(Name::parse(&n, "name"))),
-        description: body.description.and_then(|d| f.take(Description::parse(&d, "description"))),
+        description: body
+            .description
+            .and_then(|d| f.take(Description::parse(&d, "description"))),
         capabilities: body
             .capabilities
             .and_then(|c| capabilities(&c).map_err(|e| f.0.extend(e)).ok()),
-        metadata: body.metadata.and_then(|m| f.take(Metadata::parse(m, "metadata"))),
+        metadata: body
+            .metadata
+            .and_then(|m| f.take(Metadata::parse(m, "metadata"))),
         status: body.status.and_then(|s| f.take(status(&s))),
     };
     let cmd = f.finish(|| Some(cmd))?;
@@ -150,7 +162,11 @@ async fn update(
     Ok(command_response(StatusCode::OK, id, &done))
 }
 
-async fn remove(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let ctx = CommandContext::new(actor(&headers), None);
@@ -177,11 +193,16 @@ async fn fetch(
     Ok(response)
 }
 
-async fn list(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let mut q = QueryParams::new(params);
     let limit = q.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
     let status = q.parse("status", |s| s.parse::<AgentStatus>());
-    let cursor = q.parse("cursor", |s| Uuid::parse_str(s).map_err(|_| "is not a cursor returned by this API".to_owned()));
+    let cursor = q.parse("cursor", |s| {
+        Uuid::parse_str(s).map_err(|_| "is not a cursor returned by this API".to_owned())
+    });
     let min_position = q.u64("minPosition", 0, i64::MAX as u64);
     q.finish()?;
     let freshness = read::wait(&state, model::NAME, min_position).await?;

@@ -22,7 +22,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("invalid NATS url {url:?}: {reason}")]
     NatsUrl { url: String, reason: String },
     #[error("invalid database url: {0}")]
@@ -57,7 +60,10 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let listener = TcpListener::bind(config.http_addr)
             .await
-            .map_err(|source| BuildError::Bind { addr: config.http_addr, source })?;
+            .map_err(|source| BuildError::Bind {
+                addr: config.http_addr,
+                source,
+            })?;
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .acquire_timeout(Duration::from_secs(3))
@@ -155,7 +161,9 @@ where
     loop {
         match step().await {
             Ok(()) => return true,
-            Err(e) => tracing::warn!(step = what, error = %e, retry_in = ?delay, "startup step failed"),
+            Err(e) => {
+                tracing::warn!(step = what, error = %e, retry_in = ?delay, "startup step failed")
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => return false,

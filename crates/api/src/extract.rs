@@ -45,7 +45,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
                 // serde_path_to_error already ends the path with an unknown field; a missing
                 // field is reported at its parent, so append its name.
                 let missing = message
@@ -79,11 +83,18 @@ impl QueryParams {
     }
 
     pub fn str(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// Parse with `parse`, recording its error under `name`.
-    pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn parse<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let raw = self.str(name)?.to_owned();
         match parse(&raw) {
             Ok(v) => Some(v),
@@ -161,7 +172,10 @@ mod tests {
         assert_eq!(field_of(r#"{"name": "a", "bogus": 1}"#), "bogus");
         assert_eq!(field_of(r#"{}"#), "name");
         assert_eq!(field_of(r#"{"name": "a", "tags": [1]}"#), "tags[0]");
-        assert!(matches!(parse_json::<T>(b"{nope"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(
+            parse_json::<T>(b"{nope"),
+            Err(ApiError::MalformedJson(_))
+        ));
     }
 
     #[test]

@@ -56,7 +56,11 @@ async fn health(State(state): State<AppState>) -> Response {
 
 async fn ready(State(state): State<AppState>) -> Response {
     let (ok, body) = readiness(&state).await;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -71,7 +75,10 @@ async fn detailed(State(state): State<AppState>) -> Response {
     let (ok, readiness) = readiness(&state).await;
     let (_, pg_latency) = postgres_ok(&state).await;
     let head = if nats_ok(&state) {
-        tokio::time::timeout(CHECK_TIMEOUT, state.log.head()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(CHECK_TIMEOUT, state.log.head())
+            .await
+            .ok()
+            .and_then(Result::ok)
     } else {
         None
     };
@@ -101,6 +108,10 @@ async fn detailed(State(state): State<AppState>) -> Response {
         "memory": {"rssBytes": rss_bytes()},
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }

@@ -14,15 +14,34 @@ pub enum ApiError {
     /// Fields that do not parse or validate.
     Validation(Vec<FieldError>),
     /// A header that does not parse (`If-Match`).
-    BadHeader { header: &'static str, message: String },
-    NotFound { what: &'static str },
-    AlreadyExists { what: &'static str },
-    InvalidTransition { what: &'static str, from: String, to: String },
+    BadHeader {
+        header: &'static str,
+        message: String,
+    },
+    NotFound {
+        what: &'static str,
+    },
+    AlreadyExists {
+        what: &'static str,
+    },
+    InvalidTransition {
+        what: &'static str,
+        from: String,
+        to: String,
+    },
     /// `If-Match` is stale.
-    PreconditionFailed { expected: u64, actual: u64 },
+    PreconditionFailed {
+        expected: u64,
+        actual: u64,
+    },
     /// Concurrent writers won every retry.
-    Conflict { expected: u64, actual: u64 },
-    NameTaken { name: String },
+    Conflict {
+        expected: u64,
+        actual: u64,
+    },
+    NameTaken {
+        name: String,
+    },
     Unavailable(String),
     Internal(String),
 }
@@ -35,17 +54,43 @@ impl ApiError {
     /// The table: stable code, HTTP status, title.
     fn code(&self) -> (&'static str, StatusCode, &'static str) {
         match self {
-            Self::MalformedJson(_) => ("malformed-json", StatusCode::BAD_REQUEST, "request body is not valid JSON"),
-            Self::Validation(_) => ("validation", StatusCode::UNPROCESSABLE_ENTITY, "invalid input"),
+            Self::MalformedJson(_) => (
+                "malformed-json",
+                StatusCode::BAD_REQUEST,
+                "request body is not valid JSON",
+            ),
+            Self::Validation(_) => (
+                "validation",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid input",
+            ),
             Self::BadHeader { .. } => ("bad-header", StatusCode::BAD_REQUEST, "invalid header"),
             Self::NotFound { .. } => ("not-found", StatusCode::NOT_FOUND, "not found"),
-            Self::AlreadyExists { .. } => ("already-exists", StatusCode::CONFLICT, "already exists"),
-            Self::InvalidTransition { .. } => ("invalid-transition", StatusCode::CONFLICT, "illegal state transition"),
-            Self::PreconditionFailed { .. } => ("precondition-failed", StatusCode::PRECONDITION_FAILED, "version does not match If-Match"),
+            Self::AlreadyExists { .. } => {
+                ("already-exists", StatusCode::CONFLICT, "already exists")
+            }
+            Self::InvalidTransition { .. } => (
+                "invalid-transition",
+                StatusCode::CONFLICT,
+                "illegal state transition",
+            ),
+            Self::PreconditionFailed { .. } => (
+                "precondition-failed",
+                StatusCode::PRECONDITION_FAILED,
+                "version does not match If-Match",
+            ),
             Self::Conflict { .. } => ("conflict", StatusCode::CONFLICT, "concurrent modification"),
             Self::NameTaken { .. } => ("name-taken", StatusCode::CONFLICT, "name already taken"),
-            Self::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "dependency unavailable"),
-            Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            Self::Unavailable(_) => (
+                "unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dependency unavailable",
+            ),
+            Self::Internal(_) => (
+                "internal",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ),
         }
     }
 
@@ -73,11 +118,13 @@ impl ApiError {
                 "detail": format!("{what} cannot go from {from} to {to}"),
                 "currentState": from,
             }),
-            Self::PreconditionFailed { expected, actual } | Self::Conflict { expected, actual } => json!({
-                "detail": format!("expected version {expected}, actual {actual}"),
-                "expectedVersion": expected,
-                "actualVersion": actual,
-            }),
+            Self::PreconditionFailed { expected, actual } | Self::Conflict { expected, actual } => {
+                json!({
+                    "detail": format!("expected version {expected}, actual {actual}"),
+                    "expectedVersion": expected,
+                    "actualVersion": actual,
+                })
+            }
             Self::NameTaken { name } => json!({
                 "detail": format!("name {name:?} is already taken"),
                 "errors": [{"field": "name", "message": "is already taken"}],
@@ -100,7 +147,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -129,7 +179,15 @@ impl From<DomainError> for ApiError {
             DomainError::Validation(errors) => Self::Validation(errors),
             DomainError::NotFound { aggregate } => Self::NotFound { what: aggregate },
             DomainError::AlreadyExists { aggregate } => Self::AlreadyExists { what: aggregate },
-            DomainError::InvalidTransition { aggregate, from, to } => Self::InvalidTransition { what: aggregate, from, to },
+            DomainError::InvalidTransition {
+                aggregate,
+                from,
+                to,
+            } => Self::InvalidTransition {
+                what: aggregate,
+                from,
+                to,
+            },
         }
     }
 }
@@ -137,7 +195,9 @@ impl From<DomainError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(format!("postgres: {e}")),
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(format!("postgres: {e}"))
+            }
             e => Self::Internal(format!("postgres: {e}")),
         }
     }

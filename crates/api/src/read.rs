@@ -17,9 +17,18 @@ pub struct Freshness {
 }
 
 /// Wait until `projection` has applied `min_position` (if given), at most the configured time.
-pub async fn wait(state: &AppState, projection: &str, min_position: Option<u64>) -> Result<Freshness, ApiError> {
+pub async fn wait(
+    state: &AppState,
+    projection: &str,
+    min_position: Option<u64>,
+) -> Result<Freshness, ApiError> {
     let stale = match min_position {
-        Some(p) if p > 0 => !state.positions.wait_for(projection, p, state.read_wait).await?,
+        Some(p) if p > 0 => {
+            !state
+                .positions
+                .wait_for(projection, p, state.read_wait)
+                .await?
+        }
         _ => false,
     };
     let position = state.positions.current(projection).await?;

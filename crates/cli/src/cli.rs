@@ -10,7 +10,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "mission-control", version, about = "Event-sourced mission operations backend")]
+#[command(
+    name = "mission-control",
+    version,
+    about = "Event-sourced mission operations backend"
+)]
 struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `mc_api=debug,info`.
     #[arg(long, env = "MC_LOG", default_value = "info", global = true)]
@@ -33,7 +37,11 @@ enum Command {
 #[derive(Args)]
 struct DbArgs {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "MC_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/mission_control")]
+    #[arg(
+        long,
+        env = "MC_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/mission_control"
+    )]
     database_url: String,
 }
 
@@ -64,7 +72,10 @@ struct ServeArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, &cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -87,8 +98,11 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(filter: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -118,15 +132,16 @@ async fn signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -145,7 +160,13 @@ async fn migrate(args: DbArgs) -> anyhow::Result<()> {
         .connect(&args.database_url)
         .await
         .context("connect to postgres")?;
-    mc_projections::migrator().run(&pool).await.context("apply migrations")?;
-    tracing::info!(latest = mc_projections::latest_migration(), "migrations applied");
+    mc_projections::migrator()
+        .run(&pool)
+        .await
+        .context("apply migrations")?;
+    tracing::info!(
+        latest = mc_projections::latest_migration(),
+        "migrations applied"
+    );
     Ok(())
 }

@@ -37,17 +37,28 @@ impl AgentService {
 
     async fn reserve(&self, name: &str, owner: AgentId) -> Result<(), CommandError> {
         self.names
-            .reserve(SCOPE, name, &owner.to_string(), |o| self.owner_state(o, name))
+            .reserve(SCOPE, name, &owner.to_string(), |o| {
+                self.owner_state(o, name)
+            })
             .await
     }
 
-    pub async fn register(&self, ctx: &CommandContext, cmd: RegisterAgent) -> Result<Executed<Agent>, CommandError> {
+    pub async fn register(
+        &self,
+        ctx: &CommandContext,
+        cmd: RegisterAgent,
+    ) -> Result<Executed<Agent>, CommandError> {
         let id = cmd.id;
         let name = cmd.name.as_str().to_owned();
         self.reserve(&name, id).await?;
         let result = self
             .handler
-            .execute::<Agent>(ctx, &id.to_string(), Check::MustBe(0), &AgentCommand::Register(cmd))
+            .execute::<Agent>(
+                ctx,
+                &id.to_string(),
+                Check::MustBe(0),
+                &AgentCommand::Register(cmd),
+            )
             .await;
         if let Err(e) = &result {
             if e.is_definite() {
@@ -56,7 +67,9 @@ impl AgentService {
         }
         result.map_err(|e| match e {
             // Register expects a new aggregate: an existing id is a conflict, not a stale ETag.
-            CommandError::Precondition(_) => mc_domain::DomainError::AlreadyExists { aggregate: "agent" }.into(),
+            CommandError::Precondition(_) => {
+                mc_domain::DomainError::AlreadyExists { aggregate: "agent" }.into()
+            }
             e => e,
         })
     }
@@ -76,7 +89,11 @@ impl AgentService {
             .name
             .as_ref()
             .map(|n| n.as_str().to_owned())
-            .filter(|n| old_name.as_ref().is_some_and(|o| o.to_lowercase() != n.to_lowercase()));
+            .filter(|n| {
+                old_name
+                    .as_ref()
+                    .is_some_and(|o| o.to_lowercase() != n.to_lowercase())
+            });
         if let Some(n) = &new_name {
             self.reserve(n, id).await?;
         }
@@ -108,15 +125,28 @@ impl AgentService {
         reason: Option<String>,
     ) -> Result<Executed<Agent>, CommandError> {
         self.handler
-            .execute::<Agent>(ctx, &id.to_string(), check, &AgentCommand::ChangeStatus { status, reason })
+            .execute::<Agent>(
+                ctx,
+                &id.to_string(),
+                check,
+                &AgentCommand::ChangeStatus { status, reason },
+            )
             .await
     }
 
-    pub async fn remove(&self, ctx: &CommandContext, id: AgentId, check: Check) -> Result<Executed<Agent>, CommandError> {
+    pub async fn remove(
+        &self,
+        ctx: &CommandContext,
+        id: AgentId,
+        check: Check,
+    ) -> Result<Executed<Agent>, CommandError> {
         let key = id.to_string();
         let (root, _) = self.handler.load::<Agent>(&key, false).await?;
         let name = root.state().data().map(|a| a.name.clone());
-        let result = self.handler.execute::<Agent>(ctx, &key, check, &AgentCommand::Remove).await;
+        let result = self
+            .handler
+            .execute::<Agent>(ctx, &key, check, &AgentCommand::Remove)
+            .await;
         if let (Ok(_), Some(name)) = (&result, name) {
             self.names.release(SCOPE, &name, &key).await;
         }

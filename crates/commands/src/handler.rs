@@ -100,9 +100,10 @@ impl Handler {
         let mut root = Root::<A>::default();
         let mut last_seq = 0;
         for rc in &commits {
-            let events: Vec<A::Event> = rc.commit.domain_events().map_err(|e| {
-                CommandError::Unavailable(format!("position {}: {e}", rc.position))
-            })?;
+            let events: Vec<A::Event> = rc
+                .commit
+                .domain_events()
+                .map_err(|e| CommandError::Unavailable(format!("position {}: {e}", rc.position)))?;
             for event in &events {
                 root.apply(event);
             }
@@ -112,7 +113,13 @@ impl Handler {
         Ok((root, last_seq))
     }
 
-    fn remember<A: Aggregate + Send + Sync + 'static>(&self, key: (&'static str, String), state: A, version: u64, last_seq: u64) {
+    fn remember<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        key: (&'static str, String),
+        state: A,
+        version: u64,
+        last_seq: u64,
+    ) {
         if let Ok(mut m) = self.cache.lock() {
             if m.len() >= CACHE_CAPACITY {
                 m.clear();
@@ -174,7 +181,12 @@ impl Handler {
                         // The same command was stored before: our view may be behind it.
                         self.forget(A::TYPE, id);
                     } else {
-                        self.remember((A::TYPE, id.to_owned()), root.state().clone(), root.version(), appended.position);
+                        self.remember(
+                            (A::TYPE, id.to_owned()),
+                            root.state().clone(),
+                            root.version(),
+                            appended.position,
+                        );
                     }
                     return Ok(Executed {
                         state: root.state().clone(),
@@ -183,7 +195,12 @@ impl Handler {
                     });
                 }
                 Err(AppendError::Conflict { .. }) => {
-                    tracing::debug!(aggregate = A::TYPE, id, attempt, "append conflict, reloading");
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        id,
+                        attempt,
+                        "append conflict, reloading"
+                    );
                     self.forget(A::TYPE, id);
                     expected = base_version;
                 }

@@ -57,12 +57,21 @@ impl NameRegistry {
     }
 
     async fn store(&self) -> Result<Store, CommandError> {
-        self.js.get_key_value(NAMES_BUCKET).await.map_err(unavailable)
+        self.js
+            .get_key_value(NAMES_BUCKET)
+            .await
+            .map_err(unavailable)
     }
 
     /// Reserve `name` for `owner`. `owner_state` tells whether an existing reservation's owner
     /// still holds the name. Of concurrent reservations of one name exactly one succeeds.
-    pub async fn reserve<F, Fut>(&self, scope: &str, name: &str, owner: &str, owner_state: F) -> Result<(), CommandError>
+    pub async fn reserve<F, Fut>(
+        &self,
+        scope: &str,
+        name: &str,
+        owner: &str,
+        owner_state: F,
+    ) -> Result<(), CommandError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<OwnerState, CommandError>>,
@@ -100,18 +109,29 @@ impl NameRegistry {
                 OwnerState::Holds => false,
                 OwnerState::Released => true,
                 OwnerState::Missing => {
-                    Utc::now().signed_duration_since(held.at).to_std().unwrap_or_default() > ORPHAN_AFTER
+                    Utc::now()
+                        .signed_duration_since(held.at)
+                        .to_std()
+                        .unwrap_or_default()
+                        > ORPHAN_AFTER
                 }
             };
             if !stale {
-                return Err(CommandError::NameTaken { name: name.to_owned() });
+                return Err(CommandError::NameTaken {
+                    name: name.to_owned(),
+                });
             }
-            match store.update(&key, value.clone().into(), entry.revision).await {
+            match store
+                .update(&key, value.clone().into(), entry.revision)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e) => tracing::debug!(error = %e, "name takeover raced, retrying"),
             }
         }
-        Err(CommandError::NameTaken { name: name.to_owned() })
+        Err(CommandError::NameTaken {
+            name: name.to_owned(),
+        })
     }
 
     /// Release `name` if `owner` holds it. Best effort: a leftover reservation is stale and

@@ -28,7 +28,10 @@ impl Name {
             ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -112,7 +115,9 @@ impl Metadata {
     pub fn parse(input: Value, field: &str) -> Result<Self, FieldError> {
         match input {
             Value::Object(map) => {
-                let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+                let size = serde_json::to_vec(&map)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX);
                 if size > METADATA_MAX_BYTES {
                     Err(FieldError::new(
                         field,

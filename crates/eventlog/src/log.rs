@@ -61,7 +61,11 @@ impl EventLog {
 
     /// Append one commit. `expected_last_seq` is the stream sequence of the last commit seen
     /// on the aggregate's subject (0 for a new aggregate).
-    pub async fn append(&self, commit: &Commit, expected_last_seq: u64) -> Result<Appended, AppendError> {
+    pub async fn append(
+        &self,
+        commit: &Commit,
+        expected_last_seq: u64,
+    ) -> Result<Appended, AppendError> {
         let subject = aggregate_subject(&commit.aggregate_type, &commit.aggregate_id);
         let message = PublishMessage::build()
             .payload(commit.encode().into())
@@ -78,22 +82,32 @@ impl EventLog {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(AppendError::Conflict {
-                subject,
-                expected: expected_last_seq,
-            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(AppendError::Conflict {
+                    subject,
+                    expected: expected_last_seq,
+                })
+            }
             Err(e) => Err(AppendError::Unavailable(e.to_string())),
         }
     }
 
     /// Every commit of one aggregate, in order.
-    pub async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<RecordedCommit>, LogError> {
+    pub async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedCommit>, LogError> {
         tokio::time::timeout(LOAD_TIMEOUT, self.load_inner(aggregate_type, aggregate_id))
             .await
             .map_err(|_| LogError::Unavailable("timed out loading aggregate history".into()))?
     }
 
-    async fn load_inner(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<RecordedCommit>, LogError> {
+    async fn load_inner(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedCommit>, LogError> {
         let subject = aggregate_subject(aggregate_type, aggregate_id);
         let stream = self
             .js
@@ -107,7 +121,12 @@ impl EventLog {
         };
         let last = decode(last.sequence, &last.payload)?;
         // Fast path: the last commit starts at version 1, so it is the whole history.
-        if last.commit.events.first().is_none_or(|e| e.aggregate_version == 1) {
+        if last
+            .commit
+            .events
+            .first()
+            .is_none_or(|e| e.aggregate_version == 1)
+        {
             return Ok(vec![last]);
         }
         let consumer = stream
@@ -134,8 +153,17 @@ impl EventLog {
 
     /// The last stream sequence of `MC_EVENTS` (0 when empty).
     pub async fn head(&self) -> Result<u64, LogError> {
-        let mut stream = self.js.get_stream(streams::EVENTS).await.map_err(unavailable)?;
-        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+        let mut stream = self
+            .js
+            .get_stream(streams::EVENTS)
+            .await
+            .map_err(unavailable)?;
+        Ok(stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence)
     }
 }
 

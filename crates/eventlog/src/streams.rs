@@ -12,7 +12,10 @@ pub const NAMES_BUCKET: &str = "mc_names";
 
 const DEFINITIONS: [(&str, &str); 3] = [
     (EVENTS, include_str!("../../../nats/streams/MC_EVENTS.json")),
-    (TELEMETRY, include_str!("../../../nats/streams/MC_TELEMETRY.json")),
+    (
+        TELEMETRY,
+        include_str!("../../../nats/streams/MC_TELEMETRY.json"),
+    ),
     (DLQ, include_str!("../../../nats/streams/MC_DLQ.json")),
 ];
 

@@ -30,11 +30,17 @@ pub(crate) async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result
     Ok(position as u64)
 }
 
-pub(crate) async fn store_checkpoint(tx: &mut PgConnection, name: &str, position: u64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-        .bind(name)
-        .bind(position as i64)
-        .execute(&mut *tx)
-        .await?;
+pub(crate) async fn store_checkpoint(
+    tx: &mut PgConnection,
+    name: &str,
+    position: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }

@@ -21,7 +21,10 @@ pub enum ProjectorStatus {
     Starting,
     Running,
     /// Stopped on an event it cannot apply; needs an operator.
-    Failed { position: u64, error: String },
+    Failed {
+        position: u64,
+        error: String,
+    },
     Stopped,
 }
 
@@ -103,7 +106,11 @@ impl Projector {
                         position,
                         error: reason.clone(),
                     });
-                    return Err(ProjectorError::Poison { name, position, reason });
+                    return Err(ProjectorError::Poison {
+                        name,
+                        position,
+                        reason,
+                    });
                 }
             }
             tokio::select! {
@@ -158,10 +165,11 @@ impl Projector {
                             Ok(info) => info.stream_sequence,
                             Err(e) => return Ok(Step::Retry(e.to_string())),
                         };
-                        let commit = Commit::decode(&message.payload).map_err(|e| ApplyError::Poison {
-                            position,
-                            reason: format!("undecodable commit: {e}"),
-                        })?;
+                        let commit =
+                            Commit::decode(&message.payload).map_err(|e| ApplyError::Poison {
+                                position,
+                                reason: format!("undecodable commit: {e}"),
+                            })?;
                         batch.push(RecordedCommit { position, commit });
                     }
                     Some(Err(e)) => return Ok(Step::Retry(e.to_string())),

@@ -33,7 +33,12 @@ impl Positions {
     }
 
     /// Wait until `name` has applied `position`, at most `timeout`. Returns whether it did.
-    pub async fn wait_for(&self, name: &str, position: u64, timeout: Duration) -> Result<bool, sqlx::Error> {
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        position: u64,
+        timeout: Duration,
+    ) -> Result<bool, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         if let Some(rx) = self.local.get(name) {
             let mut rx = rx.clone();

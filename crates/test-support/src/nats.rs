@@ -52,7 +52,14 @@ impl NatsServer {
 
     async fn spawn(&mut self) {
         let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -67,7 +74,10 @@ impl NatsServer {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "nats-server did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -77,7 +87,9 @@ impl NatsServer {
     }
 
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("connect to test nats-server")
+        async_nats::connect(self.url())
+            .await
+            .expect("connect to test nats-server")
     }
 
     /// Kill the server (SIGKILL), keeping its store.

@@ -162,7 +162,9 @@ impl Aggregate for Agent {
             }
             (Self::Active(agent), AgentCommand::Update(u)) => Ok(decide_update(agent, u)),
             (Self::Active(agent), AgentCommand::ChangeStatus { status, reason }) => {
-                Ok(status_change(agent, *status, reason.clone()).into_iter().collect())
+                Ok(status_change(agent, *status, reason.clone())
+                    .into_iter()
+                    .collect())
             }
             (Self::Active(agent), AgentCommand::Remove) => Ok(vec![AgentEvent::Removed {
                 name: agent.name.clone(),
@@ -261,11 +263,7 @@ fn decide_update(agent: &AgentData, u: &UpdateAgent) -> Vec<AgentEvent> {
 }
 
 /// Any status may follow any other; setting the current status again is a no-op.
-fn status_change(
-    agent: &AgentData,
-    to: AgentStatus,
-    reason: Option<String>,
-) -> Option<AgentEvent> {
+fn status_change(agent: &AgentData, to: AgentStatus, reason: Option<String>) -> Option<AgentEvent> {
     (agent.status != to).then_some(AgentEvent::StatusChanged {
         from: agent.status,
         to,

@@ -31,14 +31,20 @@ fn registered(name: &str) -> AgentEvent {
 }
 
 /// given `history`, when `command`, then the result.
-fn given_when(history: &[AgentEvent], command: AgentCommand) -> Result<Vec<AgentEvent>, DomainError> {
+fn given_when(
+    history: &[AgentEvent],
+    command: AgentCommand,
+) -> Result<Vec<AgentEvent>, DomainError> {
     let state = history.iter().fold(Agent::default(), Agent::evolve);
     state.decide(&command)
 }
 
 #[test]
 fn register_new_agent() {
-    assert_eq!(given_when(&[], register("probe")), Ok(vec![registered("probe")]));
+    assert_eq!(
+        given_when(&[], register("probe")),
+        Ok(vec![registered("probe")])
+    );
 }
 
 #[test]
@@ -86,7 +92,14 @@ fn update_with_status_is_two_events_in_one_commit() {
     });
     let events = given_when(&[registered("probe")], cmd).unwrap();
     assert_eq!(events.len(), 2);
-    assert!(matches!(&events[1], AgentEvent::StatusChanged { from: AgentStatus::Idle, to: AgentStatus::Busy, .. }));
+    assert!(matches!(
+        &events[1],
+        AgentEvent::StatusChanged {
+            from: AgentStatus::Idle,
+            to: AgentStatus::Busy,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -97,11 +110,25 @@ fn every_status_change_is_legal_and_same_status_is_a_no_op() {
             if let AgentEvent::Registered { status, .. } = &mut start {
                 *status = from;
             }
-            let events = given_when(&[start], AgentCommand::ChangeStatus { status: to, reason: None }).unwrap();
+            let events = given_when(
+                &[start],
+                AgentCommand::ChangeStatus {
+                    status: to,
+                    reason: None,
+                },
+            )
+            .unwrap();
             if from == to {
                 assert!(events.is_empty(), "{from}->{to}");
             } else {
-                assert_eq!(events, vec![AgentEvent::StatusChanged { from, to, reason: None }]);
+                assert_eq!(
+                    events,
+                    vec![AgentEvent::StatusChanged {
+                        from,
+                        to,
+                        reason: None
+                    }]
+                );
             }
         }
     }
@@ -109,17 +136,34 @@ fn every_status_change_is_legal_and_same_status_is_a_no_op() {
 
 #[test]
 fn removed_agent_refuses_everything_but_history_stays() {
-    let history = [registered("probe"), AgentEvent::Removed { name: "probe".into() }];
+    let history = [
+        registered("probe"),
+        AgentEvent::Removed {
+            name: "probe".into(),
+        },
+    ];
     let state = history.iter().fold(Agent::default(), Agent::evolve);
     assert!(matches!(state, Agent::Removed(ref d) if d.name == "probe"));
-    for cmd in [AgentCommand::Remove, AgentCommand::ChangeStatus { status: AgentStatus::Busy, reason: None }] {
-        assert_eq!(given_when(&history, cmd), Err(DomainError::NotFound { aggregate: "agent" }));
+    for cmd in [
+        AgentCommand::Remove,
+        AgentCommand::ChangeStatus {
+            status: AgentStatus::Busy,
+            reason: None,
+        },
+    ] {
+        assert_eq!(
+            given_when(&history, cmd),
+            Err(DomainError::NotFound { aggregate: "agent" })
+        );
     }
 }
 
 #[test]
 fn unknown_agent_is_not_found() {
-    assert_eq!(given_when(&[], AgentCommand::Remove), Err(DomainError::NotFound { aggregate: "agent" }));
+    assert_eq!(
+        given_when(&[], AgentCommand::Remove),
+        Err(DomainError::NotFound { aggregate: "agent" })
+    );
 }
 
 #[test]
@@ -137,6 +181,9 @@ fn root_counts_versions_and_checks() {
     assert!(root.check(crate::Check::MustBe(1)).is_ok());
     assert_eq!(
         root.check(crate::Check::MustBe(0)),
-        Err(crate::ConflictError { expected: 0, actual: 1 })
+        Err(crate::ConflictError {
+            expected: 0,
+            actual: 1
+        })
     );
 }

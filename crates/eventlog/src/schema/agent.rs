@@ -12,8 +12,12 @@ pub const UPDATED: &str = "agent.updated";
 pub const STATUS_CHANGED: &str = "agent.status_changed";
 pub const REMOVED: &str = "agent.removed";
 
-pub(super) const VERSIONS: &[(&str, u32)] =
-    &[(REGISTERED, 1), (UPDATED, 1), (STATUS_CHANGED, 1), (REMOVED, 1)];
+pub(super) const VERSIONS: &[(&str, u32)] = &[
+    (REGISTERED, 1),
+    (UPDATED, 1),
+    (STATUS_CHANGED, 1),
+    (REMOVED, 1),
+];
 pub(super) const UPCASTERS: &[Upcaster] = &[];
 
 #[derive(Serialize, Deserialize)]
@@ -179,11 +183,20 @@ mod tests {
                     "description": "d", "capabilities": ["scan"], "metadata": {}, "status": "IDLE"}}),
             ),
             (
-                AgentEvent::Updated { name: Some("n".into()), description: None, capabilities: None, metadata: None },
+                AgentEvent::Updated {
+                    name: Some("n".into()),
+                    description: None,
+                    capabilities: None,
+                    metadata: None,
+                },
                 json!({"type": "agent.updated", "v": 1, "payload": {"name": "n"}}),
             ),
             (
-                AgentEvent::StatusChanged { from: AgentStatus::Idle, to: AgentStatus::Busy, reason: None },
+                AgentEvent::StatusChanged {
+                    from: AgentStatus::Idle,
+                    to: AgentStatus::Busy,
+                    reason: None,
+                },
                 json!({"type": "agent.status_changed", "v": 1, "payload": {"from": "IDLE", "to": "BUSY"}}),
             ),
             (

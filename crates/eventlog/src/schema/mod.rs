@@ -58,7 +58,11 @@ fn upcasters() -> impl Iterator<Item = &'static Upcaster> {
 }
 
 /// Bring a payload to the current version of its type.
-pub fn upcast(event_type: &str, mut version: u32, mut payload: Value) -> Result<Value, SchemaError> {
+pub fn upcast(
+    event_type: &str,
+    mut version: u32,
+    mut payload: Value,
+) -> Result<Value, SchemaError> {
     let current = current_version(event_type).ok_or_else(|| SchemaError::UnknownType {
         event_type: event_type.to_owned(),
     })?;
@@ -86,7 +90,10 @@ pub fn upcast(event_type: &str, mut version: u32, mut payload: Value) -> Result<
 }
 
 /// Decode a payload struct, naming the type in the error.
-pub(crate) fn payload<T: DeserializeOwned>(event_type: &str, payload: Value) -> Result<T, SchemaError> {
+pub(crate) fn payload<T: DeserializeOwned>(
+    event_type: &str,
+    payload: Value,
+) -> Result<T, SchemaError> {
     serde_json::from_value(payload).map_err(|e| SchemaError::BadPayload {
         event_type: event_type.to_owned(),
         reason: e.to_string(),
