@@ -132,3 +132,30 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
     restarted.kill().unwrap();
     restarted.wait().unwrap();
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let nats = NatsServer::start().await;
+    let db = TestDb::new().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let mut child = spawn_binary(&nats.url(), db.url(), &addr);
+    wait_ready(&http, &base).await;
+    let r = http.post(format!("{base}/api/v1/agents")).json(&json!({"name": "term"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}
