@@ -1,5 +1,6 @@
 //! Agents read model: the `agents` table, its projection and its queries.
 
+use crate::support::{decode, Decoded};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use mc_domain::agent::{AgentEvent, AgentStatus};
@@ -25,32 +26,20 @@ impl Projection for Agents {
         commits: &'a [RecordedCommit],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
-            for rc in commits
-                .iter()
-                .filter(|rc| rc.commit.aggregate_type == "agent")
-            {
-                apply_commit(tx, rc).await?;
+            for rc in commits {
+                if let Some(d) = decode::<AgentEvent>(rc, "agent")? {
+                    apply_commit(tx, d).await?;
+                }
             }
             Ok(())
         })
     }
 }
 
-async fn apply_commit(tx: &mut PgConnection, rc: &RecordedCommit) -> Result<(), ApplyError> {
-    let c = &rc.commit;
-    let poison = |reason: String| ApplyError::Poison {
-        position: rc.position,
-        reason,
-    };
-    let id: Uuid = c
-        .aggregate_id
-        .parse()
-        .map_err(|_| poison(format!("agent id {} is not a uuid", c.aggregate_id)))?;
-    let events: Vec<AgentEvent> = c.domain_events().map_err(|e| poison(e.to_string()))?;
-    let position = rc.position as i64;
-    let at = c.meta.occurred_at;
-    for (event, stored) in events.iter().zip(&c.events) {
-        let version = stored.aggregate_version as i64;
+async fn apply_commit(tx: &mut PgConnection, d: Decoded<AgentEvent>) -> Result<(), ApplyError> {
+    let (id, position, at) = (d.id, d.position, d.at);
+    for (event, version) in &d.events {
+        let version = *version;
         match event {
             AgentEvent::Registered {
                 name,

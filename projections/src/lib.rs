@@ -5,6 +5,9 @@
 
 pub mod agents;
 pub mod archive;
+pub mod comments;
+pub mod missions;
+mod support;
 
 use mc_projection::Projection;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -13,7 +16,12 @@ use std::sync::Arc;
 
 /// Every projection that `serve` runs.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(archive::Archive), Arc::new(agents::Agents)]
+    vec![
+        Arc::new(archive::Archive),
+        Arc::new(agents::Agents),
+        Arc::new(missions::Missions),
+        Arc::new(comments::Comments),
+    ]
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[

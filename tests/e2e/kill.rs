@@ -142,7 +142,12 @@ async fn sigterm_shuts_down_cleanly() {
     let http = reqwest::Client::new();
     let mut child = spawn_binary(&nats.url(), db.url(), &addr);
     wait_ready(&http, &base).await;
-    let r = http.post(format!("{base}/api/v1/agents")).json(&json!({"name": "term"})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/agents"))
+        .json(&json!({"name": "term"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -154,7 +159,10 @@ async fn sigterm_shuts_down_cleanly() {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");

@@ -1,6 +1,6 @@
 //! `/api/v1/agents`: register, list, get, update, remove.
 
-use crate::extract::{etag, if_match, Body, QueryParams};
+use crate::extract::{etag, if_match, Body, Fields, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
 use crate::state::AppState;
@@ -20,9 +20,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub const DEFAULT_LIMIT: u64 = 50;
-pub const MAX_LIMIT: u64 = 500;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/agents", get(list).post(create))
@@ -31,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateBody {
+pub struct CreateBody {
     name: String,
     #[serde(default)]
     description: String,
@@ -44,29 +41,14 @@ struct CreateBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchBody {
+pub struct PatchBody {
     name: Option<String>,
     description: Option<String>,
     capabilities: Option<Vec<String>>,
     metadata: Option<Value>,
     status: Option<String>,
-}
-
-/// Collects field errors while parsing a body into domain values.
-#[derive(Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn take<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
-        r.map_err(|e| self.0.push(e)).ok()
-    }
-
-    fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
-        match (self.0.is_empty(), value()) {
-            (true, Some(v)) => Ok(v),
-            _ => Err(ApiError::Validation(self.0)),
-        }
-    }
+    /// Why the status changes (kept in the event).
+    reason: Option<String>,
 }
 
 fn status(s: &str) -> Result<AgentStatus, FieldError> {
@@ -77,7 +59,8 @@ fn capabilities(c: &[String]) -> Result<Capabilities, Vec<FieldError>> {
     Capabilities::parse(c, "capabilities")
 }
 
-fn actor(headers: &HeaderMap) -> String {
+/// The actor of an HTTP command: `user:<X-Actor header>` or `user:anonymous`.
+pub(crate) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
@@ -99,28 +82,8 @@ async fn create(
     headers: HeaderMap,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let mut f = Fields::default();
-    let name = f.take(Name::parse(&body.name, "name"));
-    let description = f.take(Description::parse(&body.description, "description"));
-    let caps = capabilities(&body.capabilities)
-        .map_err(|e| f.0.extend(e))
-        .ok();
-    let metadata = f.take(Metadata::parse(body.metadata, "metadata"));
-    let st = match body.status.as_deref() {
-        Some(s) => f.take(status(s)),
-        None => Some(AgentStatus::Idle),
-    };
-    let id = AgentId::from_uuid(Uuid::now_v7());
-    let cmd = f.finish(|| {
-        Some(RegisterAgent {
-            id,
-            name: name?,
-            description: description?,
-            capabilities: caps?,
-            metadata: metadata?,
-            status: st?,
-        })
-    })?;
+    let cmd = parse_register(body)?;
+    let id = cmd.id;
     let ctx = CommandContext::new(actor(&headers), None);
     let done = state.agents.register(&ctx, cmd).await?;
     let mut response = command_response(StatusCode::CREATED, id, &done);
@@ -128,6 +91,46 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Parse a registration (HTTP body or NATS command) into the domain command.
+pub fn parse_register(body: CreateBody) -> Result<RegisterAgent, ApiError> {
+    let mut f = Fields::default();
+    let name = f.take(Name::parse(&body.name, "name"));
+    let description = f.take(Description::parse(&body.description, "description"));
+    let caps = f.take_all(capabilities(&body.capabilities));
+    let metadata = f.take(Metadata::parse(body.metadata, "metadata"));
+    let st = match body.status.as_deref() {
+        Some(s) => f.take(status(s)),
+        None => Some(AgentStatus::Idle),
+    };
+    f.finish(|| {
+        Some(RegisterAgent {
+            id: AgentId::from_uuid(Uuid::now_v7()),
+            name: name?,
+            description: description?,
+            capabilities: caps?,
+            metadata: metadata?,
+            status: st?,
+        })
+    })
+}
+
+/// Parse an update (HTTP PATCH body or NATS command): the changes and the status reason.
+pub fn parse_update(body: PatchBody) -> Result<(UpdateAgent, Option<String>), ApiError> {
+    let mut f = Fields::default();
+    let cmd = UpdateAgent {
+        name: body.name.and_then(|n| f.take(Name::parse(&n, "name"))),
+        description: body
+            .description
+            .and_then(|d| f.take(Description::parse(&d, "description"))),
+        capabilities: body.capabilities.and_then(|c| f.take_all(capabilities(&c))),
+        metadata: body
+            .metadata
+            .and_then(|m| f.take(Metadata::parse(m, "metadata"))),
+        status: body.status.and_then(|s| f.take(status(&s))),
+    };
+    f.finish(|| Some((cmd, body.reason)))
 }
 
 fn parse_id(raw: &str) -> Result<AgentId, ApiError> {
@@ -142,23 +145,29 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let mut f = Fields::default();
-    let cmd = UpdateAgent {
-        name: body.name.and_then(|n| f.take(Name::parse(&n, "name"))),
-        description: body
-            .description
-            .and_then(|d| f.take(Description::parse(&d, "description"))),
-        capabilities: body
-            .capabilities
-            .and_then(|c| capabilities(&c).map_err(|e| f.0.extend(e)).ok()),
-        metadata: body
-            .metadata
-            .and_then(|m| f.take(Metadata::parse(m, "metadata"))),
-        status: body.status.and_then(|s| f.take(status(&s))),
-    };
-    let cmd = f.finish(|| Some(cmd))?;
+    let (cmd, reason) = parse_update(body)?;
     let ctx = CommandContext::new(actor(&headers), None);
-    let done = state.agents.update(&ctx, id, check, cmd).await?;
+    let done = match (reason, cmd.status) {
+        // A status with its reason and nothing else is a status change with that reason.
+        (Some(reason), Some(status))
+            if cmd.name.is_none()
+                && cmd.description.is_none()
+                && cmd.capabilities.is_none()
+                && cmd.metadata.is_none() =>
+        {
+            state
+                .agents
+                .change_status(&ctx, id, check, status, Some(reason))
+                .await?
+        }
+        (Some(_), _) => {
+            return Err(ApiError::field(
+                "reason",
+                "goes only with status and no other field",
+            ))
+        }
+        (None, _) => state.agents.update(&ctx, id, check, cmd).await?,
+    };
     Ok(command_response(StatusCode::OK, id, &done))
 }
 
@@ -181,7 +190,7 @@ async fn fetch(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let mut q = QueryParams::new(params);
-    let min_position = q.u64("minPosition", 0, i64::MAX as u64);
+    let min_position = q.min_position();
     q.finish()?;
     let freshness = read::wait(&state, model::NAME, min_position).await?;
     let agent = model::get(&state.pool, id.as_uuid())
@@ -198,20 +207,10 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let mut q = QueryParams::new(params);
-    let limit = q.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
-    let status = q.parse("status", |s| s.parse::<AgentStatus>());
-    let cursor = q.parse("cursor", |s| {
-        Uuid::parse_str(s).map_err(|_| "is not a cursor returned by this API".to_owned())
-    });
-    let min_position = q.u64("minPosition", 0, i64::MAX as u64);
+    let page = q.page();
+    let status = q.enum_value::<AgentStatus>("status");
     q.finish()?;
-    let freshness = read::wait(&state, model::NAME, min_position).await?;
-    let mut items = model::list(&state.pool, status, cursor, limit as i64 + 1).await?;
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|a| a.id.to_string())
-    } else {
-        None
-    };
-    Ok(freshness.wrap(Json(json!({"items": items, "nextCursor": next}))))
+    let freshness = read::wait(&state, model::NAME, page.min_position).await?;
+    let items = model::list(&state.pool, status, page.cursor, page.fetch()).await?;
+    Ok(freshness.wrap(Json(page.render(items, |a| a.id))))
 }

@@ -4,7 +4,7 @@
 
 use crate::state::{AppState, Config, Inner, ProjectorView};
 use async_nats::ServerAddr;
-use mc_commands::{AgentService, Handler, NameRegistry};
+use mc_commands::{AgentService, CommentService, Handler, MissionService, NameRegistry};
 use mc_eventlog::streams::{self, ProvisionOptions};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, Projector};
@@ -78,10 +78,16 @@ impl Application {
             .map_err(|e| BuildError::Nats(e.to_string()))?;
         let log = EventLog::new(nats.clone());
         let handler = Handler::new(log.clone());
-        let agents = AgentService::new(handler, NameRegistry::new(log.jetstream().clone()));
+        let agents = AgentService::new(handler.clone(), NameRegistry::new(log.jetstream().clone()));
+        let missions = MissionService::new(handler.clone());
+        let comments = CommentService::new(handler);
         let projectors: Vec<Projector> = if config.run_projectors {
             mc_projections::all()
                 .into_iter()
+                .chain(std::iter::once(
+                    Arc::new(mc_processes::AgentStatusManager::new(agents.clone()))
+                        as Arc<dyn mc_projection::Projection>,
+                ))
                 .map(|p| Projector::new(p, pool.clone(), log.jetstream().clone()))
                 .collect()
         } else {
@@ -102,6 +108,8 @@ impl Application {
             nats,
             log,
             agents,
+            missions,
+            comments,
             projectors: views,
             migrated: AtomicBool::new(false),
             provisioned: AtomicBool::new(false),
@@ -201,6 +209,7 @@ async fn boot(
     }
     state.provisioned.store(true, Ordering::Release);
     tracing::info!("migrations applied and streams provisioned");
+    let commands = tokio::spawn(crate::nats_commands::serve(state.clone(), cancel.clone()));
     projectors
         .into_iter()
         .map(|p| {
@@ -211,5 +220,6 @@ async fn boot(
                 }
             })
         })
+        .chain(std::iter::once(commands))
         .collect()
 }

@@ -68,6 +68,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 500;
+
+/// Keyset pagination parameters of a list query.
+pub struct Page {
+    pub limit: u64,
+    pub cursor: Option<uuid::Uuid>,
+    pub min_position: Option<u64>,
+}
+
+impl Page {
+    /// Rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch(&self) -> i64 {
+        self.limit as i64 + 1
+    }
+
+    /// `{"items": [...], "nextCursor": …}` from the fetched rows.
+    pub fn render<T: serde::Serialize>(
+        &self,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> uuid::Uuid,
+    ) -> serde_json::Value {
+        let next = if items.len() > self.limit as usize {
+            items.truncate(self.limit as usize);
+            items.last().map(|t| id(t).to_string())
+        } else {
+            None
+        };
+        serde_json::json!({"items": items, "nextCursor": next})
+    }
+}
+
+/// Decode an already parsed JSON value (a NATS command's fields), naming the field at fault.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    parse_json(&bytes)
+}
+
 /// Query parameters, parsed one by one with field errors collected.
 pub struct QueryParams {
     params: HashMap<String, String>,
@@ -114,6 +152,30 @@ impl QueryParams {
         })
     }
 
+    /// `limit` (1..=500, default 50), `cursor` and `minPosition`, shared by every list.
+    pub fn page(&mut self) -> Page {
+        Page {
+            limit: self.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT),
+            cursor: self.uuid("cursor", "is not a cursor returned by this API"),
+            min_position: self.min_position(),
+        }
+    }
+
+    pub fn min_position(&mut self) -> Option<u64> {
+        self.u64("minPosition", 0, i64::MAX as u64)
+    }
+
+    pub fn uuid(&mut self, name: &str, message: &str) -> Option<uuid::Uuid> {
+        self.parse(name, |s| {
+            uuid::Uuid::parse_str(s).map_err(|_| message.to_owned())
+        })
+    }
+
+    /// Parse an enum's client spelling.
+    pub fn enum_value<T: std::str::FromStr<Err = String>>(&mut self, name: &str) -> Option<T> {
+        self.parse(name, |s| s.parse::<T>())
+    }
+
     /// Fail with every recorded error.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
@@ -122,6 +184,37 @@ impl QueryParams {
             Err(ApiError::Validation(self.errors))
         }
     }
+}
+
+/// Collects field errors while parsing a body into domain values.
+#[derive(Default)]
+pub struct Fields(pub Vec<FieldError>);
+
+impl Fields {
+    pub fn take<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// Like `take` for parsers that report several errors.
+    pub fn take_all<T>(&mut self, r: Result<T, Vec<FieldError>>) -> Option<T> {
+        r.map_err(|e| self.0.extend(e)).ok()
+    }
+
+    /// `value()` when no error was recorded, else every error.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+        match (self.0.is_empty(), value()) {
+            (true, Some(v)) => Ok(v),
+            _ => Err(ApiError::Validation(self.0)),
+        }
+    }
+}
+
+/// Parse an enum's client spelling, naming `field` in the error.
+pub fn parse_enum<T: std::str::FromStr<Err = String>>(
+    s: &str,
+    field: &str,
+) -> Result<T, FieldError> {
+    s.parse().map_err(|m: String| FieldError::new(field, m))
 }
 
 /// `If-Match: "3"` → `Check::MustBe(3)`; absent or `*` → `Check::Any`.

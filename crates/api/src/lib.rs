@@ -6,8 +6,11 @@
 
 mod agents;
 mod app;
+mod comments;
 pub mod extract;
 mod health;
+mod missions;
+pub mod nats_commands;
 pub mod problem;
 pub mod read;
 mod state;
@@ -19,7 +22,10 @@ use axum::Router;
 
 /// All routes over a state.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(agents::routes());
+    let api = Router::new()
+        .merge(agents::routes())
+        .merge(missions::routes())
+        .merge(comments::routes());
     Router::new()
         .merge(health::routes())
         .nest("/api/v1", api)

@@ -42,6 +42,11 @@ pub enum ApiError {
     NameTaken {
         name: String,
     },
+    /// A NATS command subject naming no known action.
+    UnknownCommand {
+        action: String,
+        known: &'static [&'static str],
+    },
     Unavailable(String),
     Internal(String),
 }
@@ -81,6 +86,9 @@ impl ApiError {
             ),
             Self::Conflict { .. } => ("conflict", StatusCode::CONFLICT, "concurrent modification"),
             Self::NameTaken { .. } => ("name-taken", StatusCode::CONFLICT, "name already taken"),
+            Self::UnknownCommand { .. } => {
+                ("unknown-command", StatusCode::NOT_FOUND, "unknown command")
+            }
             Self::Unavailable(_) => (
                 "unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +102,7 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let (code, status, title) = self.code();
         let mut body = json!({
             "type": format!("/problems/{code}"),
@@ -128,6 +136,9 @@ impl ApiError {
             Self::NameTaken { name } => json!({
                 "detail": format!("name {name:?} is already taken"),
                 "errors": [{"field": "name", "message": "is already taken"}],
+            }),
+            Self::UnknownCommand { action, known } => json!({
+                "detail": format!("no command {action:?}; known: {}", known.join(", ")),
             }),
             Self::Unavailable(detail) | Self::Internal(detail) => json!({"detail": detail}),
         };

@@ -1,6 +1,6 @@
 //! Shared state of the HTTP handlers and the configuration of the server.
 
-use mc_commands::AgentService;
+use mc_commands::{AgentService, CommentService, MissionService};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, ProjectorStatus};
 use sqlx::PgPool;
@@ -39,6 +39,8 @@ pub struct Inner {
     pub nats: async_nats::Client,
     pub log: EventLog,
     pub agents: AgentService,
+    pub missions: MissionService,
+    pub comments: CommentService,
     pub positions: Positions,
     pub projectors: Vec<ProjectorView>,
     pub migrated: AtomicBool,

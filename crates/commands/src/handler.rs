@@ -154,12 +154,32 @@ impl Handler {
         A: Aggregate + Send + Sync + 'static,
         A::Event: EventSchema,
     {
+        self.execute_all(ctx, id, check, std::slice::from_ref(command))
+            .await
+    }
+
+    /// Decide `commands` in order against the evolving state and append all their events as
+    /// one commit: all of them take effect or none does.
+    pub async fn execute_all<A>(
+        &self,
+        ctx: &CommandContext,
+        id: &str,
+        check: Check,
+        commands: &[A::Command],
+    ) -> Result<Executed<A>, CommandError>
+    where
+        A: Aggregate + Send + Sync + 'static,
+        A::Event: EventSchema,
+    {
         let mut expected = 0;
         for attempt in 0..MAX_ATTEMPTS {
             let (mut root, last_seq) = self.load::<A>(id, attempt > 0).await?;
             root.check(check).map_err(CommandError::Precondition)?;
             let base_version = root.version();
-            let events = root.handle(command)?.to_vec();
+            for command in commands {
+                root.handle(command)?;
+            }
+            let events = root.take_uncommitted();
             if events.is_empty() {
                 return Ok(Executed {
                     state: root.state().clone(),

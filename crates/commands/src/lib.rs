@@ -5,11 +5,16 @@
 //! touches Postgres. Read models learn of every change through projections.
 
 mod agents;
+mod comments;
 mod error;
 mod handler;
+mod missions;
 mod names;
+mod refs;
 
 pub use agents::AgentService;
+pub use comments::{CommentService, NewComment};
 pub use error::CommandError;
 pub use handler::{CommandContext, Executed, Handler};
+pub use missions::{MissionChanges, MissionService, NewMission};
 pub use names::NameRegistry;

@@ -40,6 +40,14 @@ uuid_id!(
     AgentId
 );
 uuid_id!(
+    /// A mission: a unit of work with a status, a priority and progress.
+    MissionId
+);
+uuid_id!(
+    /// A comment on a mission, an agent, or free-standing.
+    CommentId
+);
+uuid_id!(
     /// A command, used for idempotency (`Nats-Msg-Id`).
     CommandId
 );

@@ -6,8 +6,10 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod comment;
 pub mod error;
 pub mod ids;
+pub mod mission;
 pub mod values;
 
 pub use aggregate::{Aggregate, Check, ConflictError, Root};

@@ -289,7 +289,10 @@ mod tests {
 
     #[test]
     fn title_is_trimmed_single_line_and_bounded() {
-        assert_eq!(Title::parse(" Survey ", "title").unwrap().as_str(), "Survey");
+        assert_eq!(
+            Title::parse(" Survey ", "title").unwrap().as_str(),
+            "Survey"
+        );
         assert_eq!(Title::parse(" ", "title").unwrap_err().field, "title");
         assert!(Title::parse(&"é".repeat(200), "title").is_ok());
         assert!(Title::parse(&"x".repeat(201), "title").is_err());
@@ -305,7 +308,10 @@ mod tests {
         assert!(MissionDescription::parse(&"x".repeat(max + 1), "description").is_err());
         assert!(MissionDescription::parse("a\u{0}b", "description").is_err());
         assert_eq!(Content::parse("  hi\n ", "content").unwrap().as_str(), "hi");
-        assert_eq!(Content::parse(" \n ", "content").unwrap_err().field, "content");
+        assert_eq!(
+            Content::parse(" \n ", "content").unwrap_err().field,
+            "content"
+        );
         assert!(Content::parse(&"x".repeat(CONTENT_MAX_CHARS + 1), "content").is_err());
         assert!(Content::parse("a\u{1b}b", "content").is_err());
     }

@@ -41,4 +41,7 @@ pub enum ApplyError {
     Poison { position: u64, reason: String },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// A dependency (NATS) failed; the batch is rolled back and retried.
+    #[error("transient failure: {0}")]
+    Transient(String),
 }

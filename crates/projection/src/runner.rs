@@ -97,8 +97,8 @@ impl Projector {
                 Ok(Step::Retry(reason)) => {
                     tracing::warn!(projection = name, %reason, ?backoff, "projector retrying");
                 }
-                Err(ApplyError::Db(e)) => {
-                    tracing::warn!(projection = name, error = %e, ?backoff, "projector database error, retrying");
+                Err(e @ (ApplyError::Db(_) | ApplyError::Transient(_))) => {
+                    tracing::warn!(projection = name, error = %e, ?backoff, "projector batch failed, retrying");
                 }
                 Err(ApplyError::Poison { position, reason }) => {
                     tracing::error!(projection = name, position, %reason, "projector stopped on poison event");

@@ -5,6 +5,8 @@
 //! new schema version plus an upcaster from the previous one.
 
 mod agent;
+mod comment;
+mod mission;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -46,15 +48,18 @@ pub struct Upcaster {
 
 /// Current schema version of every stored type. A type absent here is unknown.
 pub fn current_version(event_type: &str) -> Option<u32> {
-    agent::VERSIONS
-        .iter()
+    [agent::VERSIONS, mission::VERSIONS, comment::VERSIONS]
+        .into_iter()
+        .flatten()
         .find(|(t, _)| *t == event_type)
         .map(|(_, v)| *v)
 }
 
 /// All upcasters, in no particular order.
 fn upcasters() -> impl Iterator<Item = &'static Upcaster> {
-    agent::UPCASTERS.iter()
+    [agent::UPCASTERS, mission::UPCASTERS, comment::UPCASTERS]
+        .into_iter()
+        .flatten()
 }
 
 /// Bring a payload to the current version of its type.

@@ -1,0 +1,314 @@
+//! Commands over NATS request-reply on `mc.cmd.<aggregate>.<action>`: JSON in, JSON out,
+//! through the same parsing, validation and command services as HTTP.
+//!
+//! Request: the action's fields, plus optional `id` (the aggregate), `expectedVersion`
+//! (like `If-Match`) and `commandId`. Reply: `{"ok": true, "id", "version", "position"}` or
+//! `{"ok": false, "error": <the problem document HTTP would answer>}`.
+
+use crate::extract::parse_value;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use crate::{agents, comments, missions};
+use async_nats::Message;
+use futures::StreamExt;
+use mc_commands::CommandContext;
+use mc_domain::ids::{AgentId, CommentId, MissionId};
+use mc_domain::Check;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub const SUBJECT: &str = "mc.cmd.>";
+pub const QUEUE: &str = "mc-commands";
+/// Commands handled at once by one process.
+const CONCURRENCY: usize = 256;
+
+/// Every action, for the `unknown-command` error.
+const ACTIONS: &[&str] = &[
+    "agent.register",
+    "agent.update",
+    "agent.change-status",
+    "agent.remove",
+    "mission.create",
+    "mission.update",
+    "mission.change-status",
+    "mission.update-progress",
+    "mission.assign",
+    "mission.unassign",
+    "mission.delete",
+    "comment.post",
+    "comment.edit",
+    "comment.delete",
+];
+
+/// Serve commands until cancelled. Each message is handled in its own task; a bad one gets an
+/// error reply and never stops the loop.
+pub async fn serve(state: AppState, cancel: CancellationToken) {
+    let mut subscription = match state.nats.queue_subscribe(SUBJECT, QUEUE.to_owned()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot subscribe to nats commands");
+            return;
+        }
+    };
+    tracing::info!(subject = SUBJECT, "nats command service started");
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    loop {
+        let message = tokio::select! {
+            () = cancel.cancelled() => break,
+            m = subscription.next() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            handle(&state, message).await;
+            drop(permit);
+        });
+    }
+    // Let in-flight commands finish.
+    let _ = permits.acquire_many(CONCURRENCY as u32).await;
+    tracing::info!("nats command service stopped");
+}
+
+async fn handle(state: &AppState, message: Message) {
+    let action = message
+        .subject
+        .as_str()
+        .strip_prefix("mc.cmd.")
+        .unwrap_or_default()
+        .to_owned();
+    let reply = match dispatch(state, &action, &message.payload).await {
+        Ok(ok) => ok,
+        Err(e) => json!({"ok": false, "error": e.body()}),
+    };
+    let Some(inbox) = message.reply else {
+        tracing::warn!(action, "nats command without reply subject");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Mc-Dlq-Reason", "command without a reply subject");
+        let _ = state
+            .nats
+            .publish_with_headers("mc.dlq.cmd", headers, message.payload)
+            .await;
+        return;
+    };
+    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+    if let Err(e) = state.nats.publish(inbox, bytes.into()).await {
+        tracing::warn!(action, error = %e, "cannot reply to nats command");
+    }
+}
+
+/// The envelope fields every action accepts.
+struct Envelope {
+    id: Option<String>,
+    check: Check,
+    ctx: CommandContext,
+    rest: Value,
+}
+
+fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    };
+    let id = match map.remove("id") {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::field("id", "must be a string")),
+    };
+    let check =
+        match map.remove("expectedVersion") {
+            Some(Value::Number(n)) => Check::MustBe(n.as_u64().ok_or_else(|| {
+                ApiError::field("expectedVersion", "must be a non-negative integer")
+            })?),
+            None | Some(Value::Null) => Check::Any,
+            Some(_) => {
+                return Err(ApiError::field(
+                    "expectedVersion",
+                    "must be a non-negative integer",
+                ))
+            }
+        };
+    let command_id = match map.remove("commandId") {
+        Some(Value::String(s)) => Some(
+            uuid::Uuid::parse_str(&s)
+                .map_err(|_| ApiError::field("commandId", "must be a uuid"))?,
+        ),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::field("commandId", "must be a uuid")),
+    };
+    let actor = match map.remove("actor") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 => format!("agent:{s}"),
+        None | Some(Value::Null) => "agent:anonymous".to_owned(),
+        Some(_) => {
+            return Err(ApiError::field(
+                "actor",
+                "must be a string of 1 to 200 characters",
+            ))
+        }
+    };
+    Ok(Envelope {
+        id,
+        check,
+        ctx: CommandContext::new(actor, command_id),
+        rest: Value::Object(map),
+    })
+}
+
+/// Only `allowed` keys may be present (the rest of the action's DTO stays absent).
+fn only(rest: &Value, allowed: &[&str]) -> Result<(), ApiError> {
+    let keys = rest.as_object().map(Map::keys).into_iter().flatten();
+    let unknown: Vec<_> = keys
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| {
+            mc_domain::FieldError::new(
+                k.clone(),
+                format!(
+                    "unknown field for this command, expected one of {}",
+                    allowed.join(", ")
+                ),
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(unknown))
+    }
+}
+
+fn need_id(id: Option<String>) -> Result<String, ApiError> {
+    id.ok_or_else(|| ApiError::field("id", "is required"))
+}
+
+fn done(id: impl ToString, version: u64, position: Option<u64>) -> Value {
+    json!({"ok": true, "id": id.to_string(), "version": version, "position": position})
+}
+
+async fn dispatch(state: &AppState, action: &str, payload: &[u8]) -> Result<Value, ApiError> {
+    if !ACTIONS.contains(&action) {
+        return Err(ApiError::UnknownCommand {
+            action: action.to_owned(),
+            known: ACTIONS,
+        });
+    }
+    let Envelope {
+        id,
+        check,
+        ctx,
+        rest,
+    } = envelope(payload)?;
+    match action {
+        "agent.register" => {
+            let cmd = agents::parse_register(parse_value(rest)?)?;
+            let id = cmd.id;
+            let r = state.agents.register(&ctx, cmd).await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "agent.update" | "agent.change-status" => {
+            if action == "agent.change-status" {
+                only(&rest, &["status", "reason"])?;
+            }
+            let id =
+                AgentId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let (update, reason) = agents::parse_update(parse_value(rest)?)?;
+            let r = match (action, update.status) {
+                ("agent.change-status", Some(status)) => {
+                    state
+                        .agents
+                        .change_status(&ctx, id, check, status, reason)
+                        .await?
+                }
+                ("agent.change-status", None) => {
+                    return Err(ApiError::field("status", "is required"))
+                }
+                _ => state.agents.update(&ctx, id, check, update).await?,
+            };
+            Ok(done(id, r.version, r.position))
+        }
+        "agent.remove" => {
+            only(&rest, &[])?;
+            let id =
+                AgentId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let r = state.agents.remove(&ctx, id, check).await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "mission.create" => {
+            let m = missions::parse_create(parse_value(rest)?)?;
+            let id = m.id;
+            let r = state.missions.create(&ctx, m).await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "mission.update"
+        | "mission.change-status"
+        | "mission.update-progress"
+        | "mission.assign"
+        | "mission.unassign" => {
+            match action {
+                "mission.change-status" => only(&rest, &["status", "reason"])?,
+                "mission.update-progress" => only(&rest, &["progress"])?,
+                "mission.assign" => only(&rest, &["agentId"])?,
+                "mission.unassign" => only(&rest, &[])?,
+                _ => {}
+            }
+            let required = match action {
+                "mission.change-status" => Some("status"),
+                "mission.update-progress" => Some("progress"),
+                "mission.assign" => Some("agentId"),
+                _ => None,
+            };
+            if let Some(field) = required {
+                if rest.get(field).is_none_or(Value::is_null) {
+                    return Err(ApiError::field(field, "is required"));
+                }
+            }
+            let id =
+                MissionId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let mut body: missions::ChangeBody = parse_value(rest)?;
+            if action == "mission.unassign" {
+                body.agent_id = Some(None);
+            }
+            let r = state
+                .missions
+                .change(&ctx, id, check, missions::parse_change(body)?)
+                .await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "mission.delete" => {
+            only(&rest, &[])?;
+            let id =
+                MissionId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let r = state.missions.delete(&ctx, id, check).await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "comment.post" => {
+            let c = comments::parse_create(parse_value(rest)?)?;
+            let id = c.id;
+            let r = state.comments.post(&ctx, c).await?;
+            Ok(done(id, r.version, r.position))
+        }
+        "comment.edit" => {
+            let id =
+                CommentId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let e = comments::parse_edit(parse_value(rest)?)?;
+            let r = state
+                .comments
+                .edit(&ctx, id, check, e.content, e.comment_type, e.metadata)
+                .await?;
+            Ok(done(id, r.version, r.position))
+        }
+        _ => {
+            only(&rest, &[])?;
+            let id =
+                CommentId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let r = state.comments.delete(&ctx, id, check).await?;
+            Ok(done(id, r.version, r.position))
+        }
+    }
+}
