@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agents",
         include_str!("../../migrations/0002_agents.sql"),
     ),
+    (
+        3,
+        "missions and comments",
+        include_str!("../../migrations/0003_missions_comments.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

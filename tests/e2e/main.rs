@@ -2,8 +2,12 @@
 //! against a real nats-server and a real PostgreSQL database, one of each per test.
 
 mod agents;
+mod comments;
 mod concurrency;
 mod helpers;
 mod kill;
+mod missions;
+mod nats_commands;
+mod process_manager;
 mod projector;
 mod startup;
