@@ -152,3 +152,48 @@ async fn process_manager_resumes_after_a_restart() {
     app.set_mission_status(&m, "COMPLETED").await;
     app.wait_agent_status(&agent, "IDLE").await;
 }
+
+#[tokio::test]
+async fn replaying_history_from_scratch_emits_no_commands() {
+    let mut app = TestApp::spawn().await;
+    let agent = app.create("/agents", json!({"name": "veteran"})).await;
+    let m = app
+        .create("/missions", json!({"title": "old", "agentId": agent}))
+        .await;
+    app.set_mission_status(&m, "IN_PROGRESS").await;
+    app.wait_agent_status(&agent, "BUSY").await;
+    let last = app.set_mission_status(&m, "COMPLETED").await;
+    app.wait_agent_status(&agent, "IDLE").await;
+    app.stop().await;
+    let head_before = mc_eventlog::EventLog::new(app.nats.client().await)
+        .head()
+        .await
+        .unwrap();
+
+    // Rebuild the process manager from position 0.
+    sqlx::query("DELETE FROM pm_agent_status_missions")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'agent-status-manager'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    app.start().await;
+    app.wait_projection("agent-status-manager", head_before)
+        .await;
+    assert!(head_before > last);
+    let head_after = mc_eventlog::EventLog::new(app.nats.client().await)
+        .head()
+        .await
+        .unwrap();
+    assert_eq!(head_after, head_before, "the replay appended nothing");
+    let (_, a) = app.get_json(&format!("/agents/{agent}")).await;
+    assert_eq!(a["status"], "IDLE");
+    // Its state was rebuilt: live events after the replay are handled again.
+    let m2 = app
+        .create("/missions", json!({"title": "new", "agentId": agent}))
+        .await;
+    app.set_mission_status(&m2, "IN_PROGRESS").await;
+    app.wait_agent_status(&agent, "BUSY").await;
+}

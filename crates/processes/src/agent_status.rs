@@ -11,6 +11,7 @@ use mc_domain::Check;
 use mc_eventlog::RecordedCommit;
 use mc_projection::{ApplyError, Projection};
 use sqlx::PgConnection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 pub const NAME: &str = "agent-status-manager";
@@ -20,11 +21,16 @@ const ATTEMPTS: usize = 5;
 
 pub struct AgentStatusManager {
     agents: AgentService,
+    /// Positions up to here are a replay of history: update state, send no command.
+    silent_until: AtomicU64,
 }
 
 impl AgentStatusManager {
     pub fn new(agents: AgentService) -> Self {
-        Self { agents }
+        Self {
+            agents,
+            silent_until: AtomicU64::new(0),
+        }
     }
 }
 
@@ -47,11 +53,27 @@ impl Seen {
 struct Cause {
     event_id: Uuid,
     correlation_id: Uuid,
+    /// A replayed event: keep state, emit nothing.
+    silent: bool,
 }
 
 impl Projection for AgentStatusManager {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Starting from nothing (first run or a rebuild) replays history silently up to the
+    /// head at start: those missions were handled when they happened. After a restart from a
+    /// checkpoint it reacts to everything it missed.
+    fn on_start(&self, checkpoint: u64, head: u64) {
+        let silent = if checkpoint == 0 { head } else { 0 };
+        self.silent_until.store(silent, Ordering::Release);
+        if silent > 0 {
+            tracing::info!(
+                until = silent,
+                "agent status manager replaying history silently"
+            );
+        }
     }
 
     fn apply<'a>(
@@ -60,6 +82,7 @@ impl Projection for AgentStatusManager {
         commits: &'a [RecordedCommit],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
+            let silent_until = self.silent_until.load(Ordering::Acquire);
             for rc in commits
                 .iter()
                 .filter(|rc| rc.commit.aggregate_type == "mission")
@@ -81,6 +104,7 @@ impl Projection for AgentStatusManager {
                     let cause = Cause {
                         event_id: stored.event_id,
                         correlation_id: rc.commit.meta.correlation_id,
+                        silent: rc.position <= silent_until,
                     };
                     self.on_event(tx, mission, event, &cause).await?;
                 }
@@ -155,7 +179,7 @@ impl AgentStatusManager {
         }
         let was = before.as_ref().and_then(Seen::busy_agent);
         let now = after.as_ref().and_then(Seen::busy_agent);
-        if was == now {
+        if was == now || cause.silent {
             return Ok(());
         }
         if let Some(agent) = was {

@@ -24,6 +24,13 @@ pub trait Projection: Send + Sync + 'static {
     /// Unique name; the checkpoint key.
     fn name(&self) -> &'static str;
 
+    /// Called each time the projector (re)starts, before any batch: its checkpoint and the
+    /// log's last position at that moment. Process managers use it to stay silent while they
+    /// replay history from the beginning.
+    fn on_start(&self, checkpoint: u64, head: u64) {
+        let _ = (checkpoint, head);
+    }
+
     /// Apply `commits` (in position order, all above the checkpoint) inside the batch
     /// transaction. An error rolls back the whole batch.
     fn apply<'a>(

@@ -128,10 +128,15 @@ impl Projector {
         let name = self.name();
         let checkpoint = load_checkpoint(&self.pool, name).await?;
         self.position.send_replace(checkpoint);
-        let stream = match self.js.get_stream_no_info(streams::EVENTS).await {
+        let mut stream = match self.js.get_stream(streams::EVENTS).await {
             Ok(s) => s,
             Err(e) => return Ok(Step::Retry(e.to_string())),
         };
+        let head = match stream.info().await {
+            Ok(info) => info.state.last_sequence,
+            Err(e) => return Ok(Step::Retry(e.to_string())),
+        };
+        self.projection.on_start(checkpoint, head);
         let consumer = match stream
             .create_consumer(OrderedConfig {
                 deliver_policy: DeliverPolicy::ByStartSequence {
