@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "missions and comments",
         include_str!("../../migrations/0003_missions_comments.sql"),
     ),
+    (
+        4,
+        "event log identity",
+        include_str!("../../migrations/0004_event_log_identity.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

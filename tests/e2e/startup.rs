@@ -89,3 +89,71 @@ async fn not_ready_while_postgres_is_unreachable() {
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_database_paired_with_another_event_log_is_not_projected_into() {
+    let mut app = crate::helpers::TestApp::spawn().await;
+    let (s, _) = app.create_agent(json!({"name": "original"})).await;
+    assert_eq!(s, 201);
+    app.stop().await;
+    let checkpoint = mc_projection::load_checkpoint(&app.db.pool, "agents")
+        .await
+        .unwrap();
+
+    // Same database, a fresh NATS store: its positions mean something else.
+    let other = NatsServer::start().await;
+    let server = Application::build(config(
+        other.url(),
+        app.db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(server.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body: Value = loop {
+        let body: Value = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body.get("error").is_some() {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mismatch reported: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["checks"]["eventLog"], false);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("another MC_EVENTS"),
+        "{body}"
+    );
+    assert_eq!(
+        http.get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        mc_projection::load_checkpoint(&app.db.pool, "agents")
+            .await
+            .unwrap(),
+        checkpoint
+    );
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}

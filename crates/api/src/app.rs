@@ -112,6 +112,8 @@ impl Application {
             comments,
             projectors: views,
             migrated: AtomicBool::new(false),
+            log_paired: AtomicBool::new(false),
+            log_mismatch: std::sync::Mutex::new(None),
             provisioned: AtomicBool::new(false),
             started: Instant::now(),
             read_wait: config.read_wait,
@@ -181,6 +183,33 @@ where
     }
 }
 
+/// Pair the database with this `MC_EVENTS` on first start; afterwards refuse another one.
+/// Outer error: transient (retry); inner error: a different event log (final).
+async fn check_identity(state: &AppState) -> Result<Result<(), String>, String> {
+    let identity = state.log.identity().await.map_err(|e| e.to_string())?;
+    sqlx::query("INSERT INTO event_log_identity (stream, identity) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING")
+        .bind(streams::EVENTS)
+        .bind(&identity)
+        .execute(&state.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT identity FROM event_log_identity WHERE stream = $1")
+            .bind(streams::EVENTS)
+            .fetch_one(&state.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    if stored == identity {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!(
+            "this database mirrors another {} (stored {stored}, connected {identity}); \
+             use a fresh database or the NATS store it was built from",
+            streams::EVENTS
+        )))
+    }
+}
+
 /// Migrate, provision, then start the projectors. Returns their task handles.
 async fn boot(
     state: AppState,
@@ -209,6 +238,27 @@ async fn boot(
     }
     state.provisioned.store(true, Ordering::Release);
     tracing::info!("migrations applied and streams provisioned");
+    let outcome = std::sync::Mutex::new(None);
+    let checked = with_backoff("check event log identity", &cancel, || async {
+        let paired = check_identity(&state).await?;
+        if let Ok(mut o) = outcome.lock() {
+            *o = Some(paired);
+        }
+        Ok::<_, String>(())
+    })
+    .await;
+    let paired = outcome.into_inner().ok().flatten();
+    match paired {
+        Some(Ok(())) if checked => state.log_paired.store(true, Ordering::Release),
+        Some(Err(mismatch)) => {
+            tracing::error!(%mismatch, "refusing to run projectors against another event log");
+            if let Ok(mut m) = state.log_mismatch.lock() {
+                *m = Some(mismatch);
+            }
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    }
     let commands = tokio::spawn(crate::nats_commands::serve(state.clone(), cancel.clone()));
     projectors
         .into_iter()

@@ -42,12 +42,14 @@ async fn readiness(state: &AppState) -> (bool, Value) {
     let nats = nats_ok(state);
     let migrated = state.is_migrated();
     let streams = state.is_provisioned();
-    let ok = pg && nats && migrated && streams;
-    (
-        ok,
-        json!({"status": if ok {"ready"} else {"not ready"}, "checks": {
-            "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams}}),
-    )
+    let paired = state.is_log_paired();
+    let ok = pg && nats && migrated && streams && paired;
+    let mut body = json!({"status": if ok {"ready"} else {"not ready"}, "checks": {
+        "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired}});
+    if let Some(reason) = state.log_mismatch.lock().ok().and_then(|m| m.clone()) {
+        body["error"] = json!(reason);
+    }
+    (ok, body)
 }
 
 async fn health(State(state): State<AppState>) -> Response {

@@ -45,6 +45,10 @@ pub struct Inner {
     pub projectors: Vec<ProjectorView>,
     pub migrated: AtomicBool,
     pub provisioned: AtomicBool,
+    /// The database is paired with the connected `MC_EVENTS` (see ARCHITECTURE.md).
+    pub log_paired: AtomicBool,
+    /// Why it is not: the database mirrors another event log.
+    pub log_mismatch: Mutex<Option<String>>,
     pub started: Instant,
     pub read_wait: Duration,
 }
@@ -63,6 +67,10 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn is_migrated(&self) -> bool {
         self.migrated.load(Ordering::Acquire)
+    }
+
+    pub fn is_log_paired(&self) -> bool {
+        self.log_paired.load(Ordering::Acquire)
     }
 
     pub fn is_provisioned(&self) -> bool {

@@ -151,6 +151,18 @@ impl EventLog {
         Ok(out)
     }
 
+    /// What identifies this `MC_EVENTS` among all that ever existed: its creation time.
+    /// A stream recreated from nothing (a new NATS store) has another identity.
+    pub async fn identity(&self) -> Result<String, LogError> {
+        let mut stream = self
+            .js
+            .get_stream(streams::EVENTS)
+            .await
+            .map_err(unavailable)?;
+        let created = stream.info().await.map_err(unavailable)?.created;
+        Ok(format!("created:{}", created.unix_timestamp_nanos()))
+    }
+
     /// The last stream sequence of `MC_EVENTS` (0 when empty).
     pub async fn head(&self) -> Result<u64, LogError> {
         let mut stream = self
