@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event log identity",
         include_str!("../../migrations/0004_event_log_identity.sql"),
     ),
+    (
+        5,
+        "replay until",
+        include_str!("../../migrations/0005_replay_until.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

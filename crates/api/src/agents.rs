@@ -1,22 +1,23 @@
 //! `/api/v1/agents`: register, list, get, update, remove.
 
-use crate::extract::{etag, if_match, Body, Fields, QueryParams};
+use crate::extract::{if_match, Body, Fields, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
+use crate::respond;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::{CommandContext, Executed};
-use mc_domain::agent::{Agent, AgentStatus, RegisterAgent, UpdateAgent};
+use mc_commands::CommandContext;
+use mc_domain::agent::{AgentStatus, RegisterAgent, UpdateAgent};
 use mc_domain::ids::AgentId;
 use mc_domain::values::{Capabilities, Description, Metadata, Name};
 use mc_domain::FieldError;
 use mc_projections::agents as model;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -68,15 +69,6 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
         .map_or_else(|| "user:anonymous".to_owned(), |s| format!("user:{s}"))
 }
 
-fn command_response(status: StatusCode, id: AgentId, done: &Executed<Agent>) -> Response {
-    let body = json!({"id": id.to_string(), "version": done.version, "position": done.position});
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(done.version));
-    response
-}
-
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -86,11 +78,12 @@ async fn create(
     let id = cmd.id;
     let ctx = CommandContext::new(actor(&headers), None);
     let done = state.agents.register(&ctx, cmd).await?;
-    let mut response = command_response(StatusCode::CREATED, id, &done);
-    if let Ok(location) = format!("/api/v1/agents/{id}").parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(respond::command(
+        StatusCode::CREATED,
+        id,
+        &done,
+        Some("agents"),
+    ))
 }
 
 /// Parse a registration (HTTP body or NATS command) into the domain command.
@@ -168,7 +161,7 @@ async fn update(
         }
         (None, _) => state.agents.update(&ctx, id, check, cmd).await?,
     };
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn remove(
@@ -180,7 +173,7 @@ async fn remove(
     let check = if_match(&headers)?;
     let ctx = CommandContext::new(actor(&headers), None);
     let done = state.agents.remove(&ctx, id, check).await?;
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn fetch(
@@ -189,17 +182,15 @@ async fn fetch(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let mut q = QueryParams::new(params);
-    let min_position = q.min_position();
-    q.finish()?;
-    let freshness = read::wait(&state, model::NAME, min_position).await?;
-    let agent = model::get(&state.pool, id.as_uuid())
-        .await?
-        .ok_or(ApiError::NotFound { what: "agent" })?;
-    let version = agent.version as u64;
-    let mut response = freshness.wrap(Json(agent));
-    response.headers_mut().insert(header::ETAG, etag(version));
-    Ok(response)
+    let pool = state.pool.clone();
+    respond::one(
+        &state,
+        model::NAME,
+        params,
+        "agent",
+        model::get(&pool, id.as_uuid()),
+    )
+    .await
 }
 
 async fn list(
@@ -213,4 +204,10 @@ async fn list(
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, status, page.cursor, page.fetch()).await?;
     Ok(freshness.wrap(Json(page.render(items, |a| a.id))))
+}
+
+impl respond::Versioned for model::AgentRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }

@@ -1,21 +1,22 @@
 //! `/api/v1/comments`: post, list with filters, get, edit, delete.
 
-use crate::extract::{etag, if_match, parse_enum, Body, Fields, QueryParams};
+use crate::extract::{if_match, parse_enum, Body, Fields, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
+use crate::respond;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::{CommandContext, Executed, NewComment};
-use mc_domain::comment::{Comment, CommentType};
+use mc_commands::{CommandContext, NewComment};
+use mc_domain::comment::CommentType;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
 use mc_domain::values::{Content, Metadata};
 use mc_projections::comments as model;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -97,15 +98,6 @@ pub fn parse_edit(body: EditBody) -> Result<Edit, ApiError> {
     f.finish(|| Some(edit))
 }
 
-fn command_response(status: StatusCode, id: CommentId, done: &Executed<Comment>) -> Response {
-    let body = json!({"id": id.to_string(), "version": done.version, "position": done.position});
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(done.version));
-    response
-}
-
 fn parse_id(raw: &str) -> Result<CommentId, ApiError> {
     CommentId::parse(raw, "id").map_err(|e| ApiError::Validation(vec![e]))
 }
@@ -119,11 +111,12 @@ async fn create(
     let id = comment.id;
     let ctx = CommandContext::new(crate::agents::actor(&headers), None);
     let done = state.comments.post(&ctx, comment).await?;
-    let mut response = command_response(StatusCode::CREATED, id, &done);
-    if let Ok(location) = format!("/api/v1/comments/{id}").parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(respond::command(
+        StatusCode::CREATED,
+        id,
+        &done,
+        Some("comments"),
+    ))
 }
 
 async fn edit(
@@ -140,7 +133,7 @@ async fn edit(
         .comments
         .edit(&ctx, id, check, e.content, e.comment_type, e.metadata)
         .await?;
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn remove(
@@ -152,7 +145,7 @@ async fn remove(
     let check = if_match(&headers)?;
     let ctx = CommandContext::new(crate::agents::actor(&headers), None);
     let done = state.comments.delete(&ctx, id, check).await?;
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn fetch(
@@ -161,17 +154,15 @@ async fn fetch(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let mut q = QueryParams::new(params);
-    let min_position = q.min_position();
-    q.finish()?;
-    let freshness = read::wait(&state, model::NAME, min_position).await?;
-    let comment = model::get(&state.pool, id.as_uuid())
-        .await?
-        .ok_or(ApiError::NotFound { what: "comment" })?;
-    let version = comment.version as u64;
-    let mut response = freshness.wrap(Json(comment));
-    response.headers_mut().insert(header::ETAG, etag(version));
-    Ok(response)
+    let pool = state.pool.clone();
+    respond::one(
+        &state,
+        model::NAME,
+        params,
+        "comment",
+        model::get(&pool, id.as_uuid()),
+    )
+    .await
 }
 
 async fn list(
@@ -189,4 +180,10 @@ async fn list(
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, &filter, page.cursor, page.fetch()).await?;
     Ok(freshness.wrap(Json(page.render(items, |c| c.id))))
+}
+
+impl respond::Versioned for model::CommentRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }

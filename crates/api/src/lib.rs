@@ -13,6 +13,7 @@ mod missions;
 pub mod nats_commands;
 pub mod problem;
 pub mod read;
+mod respond;
 mod state;
 
 pub use app::Application;

@@ -1,17 +1,18 @@
 //! `/api/v1/missions`: create, list with filters, get, change, delete, progress.
 
-use crate::extract::{etag, if_match, parse_enum, Body, Fields, QueryParams};
+use crate::extract::{if_match, parse_enum, Body, Fields, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
+use crate::respond;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::{CommandContext, Executed, MissionChanges, NewMission};
+use mc_commands::{CommandContext, MissionChanges, NewMission};
 use mc_domain::ids::{AgentId, MissionId};
-use mc_domain::mission::{Mission, MissionStatus, Priority, UpdateMission};
+use mc_domain::mission::{MissionStatus, Priority, UpdateMission};
 use mc_domain::values::{Metadata, MissionDescription, Progress, Title};
 use mc_projections::missions as model;
 use serde::Deserialize;
@@ -114,15 +115,6 @@ pub fn parse_change(body: ChangeBody) -> Result<MissionChanges, ApiError> {
     f.finish(|| Some(changes))
 }
 
-fn command_response(status: StatusCode, id: MissionId, done: &Executed<Mission>) -> Response {
-    let body = json!({"id": id.to_string(), "version": done.version, "position": done.position});
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(done.version));
-    response
-}
-
 fn parse_id(raw: &str) -> Result<MissionId, ApiError> {
     MissionId::parse(raw, "id").map_err(|e| ApiError::Validation(vec![e]))
 }
@@ -136,11 +128,12 @@ async fn create(
     let id = mission.id;
     let ctx = CommandContext::new(crate::agents::actor(&headers), None);
     let done = state.missions.create(&ctx, mission).await?;
-    let mut response = command_response(StatusCode::CREATED, id, &done);
-    if let Ok(location) = format!("/api/v1/missions/{id}").parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(respond::command(
+        StatusCode::CREATED,
+        id,
+        &done,
+        Some("missions"),
+    ))
 }
 
 async fn change(
@@ -154,7 +147,7 @@ async fn change(
     let changes = parse_change(body)?;
     let ctx = CommandContext::new(crate::agents::actor(&headers), None);
     let done = state.missions.change(&ctx, id, check, changes).await?;
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn remove(
@@ -166,7 +159,7 @@ async fn remove(
     let check = if_match(&headers)?;
     let ctx = CommandContext::new(crate::agents::actor(&headers), None);
     let done = state.missions.delete(&ctx, id, check).await?;
-    Ok(command_response(StatusCode::OK, id, &done))
+    Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
 async fn load(
@@ -190,11 +183,16 @@ async fn fetch(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let (freshness, mission) = load(&state, &id, params).await?;
-    let version = mission.version as u64;
-    let mut response = freshness.wrap(Json(mission));
-    response.headers_mut().insert(header::ETAG, etag(version));
-    Ok(response)
+    let id = parse_id(&id)?;
+    let pool = state.pool.clone();
+    respond::one(
+        &state,
+        model::NAME,
+        params,
+        "mission",
+        model::get(&pool, id.as_uuid()),
+    )
+    .await
 }
 
 async fn progress(
@@ -225,4 +223,10 @@ async fn list(
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, &filter, page.cursor, page.fetch()).await?;
     Ok(freshness.wrap(Json(page.render(items, |m| m.id))))
+}
+
+impl respond::Versioned for model::MissionRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }

@@ -62,18 +62,10 @@ impl Projection for AgentStatusManager {
         NAME
     }
 
-    /// Starting from nothing (first run or a rebuild) replays history silently up to the
-    /// head at start: those missions were handled when they happened. After a restart from a
-    /// checkpoint it reacts to everything it missed.
-    fn on_start(&self, checkpoint: u64, head: u64) {
-        let silent = if checkpoint == 0 { head } else { 0 };
-        self.silent_until.store(silent, Ordering::Release);
-        if silent > 0 {
-            tracing::info!(
-                until = silent,
-                "agent status manager replaying history silently"
-            );
-        }
+    /// History up to here (first run over an existing log, or a rebuild) was handled when it
+    /// happened: rebuild state, send nothing.
+    fn replay_until(&self, position: u64) {
+        self.silent_until.store(position, Ordering::Release);
     }
 
     fn apply<'a>(

@@ -24,11 +24,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Unique name; the checkpoint key.
     fn name(&self) -> &'static str;
 
-    /// Called each time the projector (re)starts, before any batch: its checkpoint and the
-    /// log's last position at that moment. Process managers use it to stay silent while they
-    /// replay history from the beginning.
-    fn on_start(&self, checkpoint: u64, head: u64) {
-        let _ = (checkpoint, head);
+    /// Before each batch: positions up to `position` are a replay of history (the projection's
+    /// first run over an existing log, or a rebuild). Process managers must rebuild their state
+    /// there without side effects; read models ignore it.
+    fn replay_until(&self, position: u64) {
+        let _ = position;
     }
 
     /// Apply `commits` (in position order, all above the checkpoint) inside the batch

@@ -1,7 +1,7 @@
 //! The projector loop: consume from checkpoint + 1, batch, apply + checkpoint in one
 //! transaction, publish the new position.
 
-use crate::checkpoint::{load_checkpoint, lock_checkpoint, store_checkpoint};
+use crate::checkpoint::{create_checkpoint, load_checkpoint, lock_checkpoint, store_checkpoint};
 use crate::{ApplyError, Projection};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::Context;
@@ -136,7 +136,7 @@ impl Projector {
             Ok(info) => info.state.last_sequence,
             Err(e) => return Ok(Step::Retry(e.to_string())),
         };
-        self.projection.on_start(checkpoint, head);
+        create_checkpoint(&self.pool, name, head).await?;
         let consumer = match stream
             .create_consumer(OrderedConfig {
                 deliver_policy: DeliverPolicy::ByStartSequence {
@@ -200,7 +200,8 @@ impl Projector {
         };
         let name = self.name();
         let mut tx = self.pool.begin().await?;
-        let checkpoint = lock_checkpoint(&mut tx, name).await?;
+        let (checkpoint, replay_until) = lock_checkpoint(&mut tx, name).await?;
+        self.projection.replay_until(replay_until);
         let fresh = batch.partition_point(|c| c.position <= checkpoint);
         if fresh < batch.len() {
             self.projection.apply(&mut tx, &batch[fresh..]).await?;
