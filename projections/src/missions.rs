@@ -78,11 +78,7 @@ async fn apply(
             description,
             priority,
             metadata,
-        } => sqlx::query(concat!(
-            "UPDATE missions SET version = $2, position = $3, updated_at = $4, title = COALESCE($5, title), \
-             description = COALESCE($6, description), priority = COALESCE($7, priority), \
-             metadata = COALESCE($8, metadata) WHERE id = $1"
-        ))
+        } => sqlx::query("UPDATE missions SET version = $2, position = $3, updated_at = $4, title = COALESCE($5, title), description = COALESCE($6, description), priority = COALESCE($7, priority), metadata = COALESCE($8, metadata) WHERE id = $1")
         .bind(id)
         .bind(version)
         .bind(position)
@@ -91,18 +87,14 @@ async fn apply(
         .bind(description)
         .bind(priority.map(Priority::as_str))
         .bind(metadata.as_ref().map(Json)),
-        MissionEvent::StatusChanged { to, .. } => sqlx::query(concat!(
-            "UPDATE missions SET version = $2, position = $3, updated_at = $4, status = $5, \
-             progress = CASE WHEN $5 = 'COMPLETED' THEN 100 ELSE progress END WHERE id = $1"
-        ))
+        MissionEvent::StatusChanged { to, .. } => sqlx::query("UPDATE missions SET version = $2, position = $3, updated_at = $4, status = $5, progress = CASE WHEN $5 = 'COMPLETED' THEN 100 ELSE progress END WHERE id = $1")
         .bind(id)
         .bind(version)
         .bind(position)
         .bind(at)
         .bind(to.as_str()),
         MissionEvent::ProgressUpdated { to, .. } => {
-            sqlx::query(concat!(
-            "UPDATE missions SET version = $2, position = $3, updated_at = $4, progress = $5 WHERE id = $1"))
+            sqlx::query("UPDATE missions SET version = $2, position = $3, updated_at = $4, progress = $5 WHERE id = $1")
                 .bind(id)
                 .bind(version)
                 .bind(position)
@@ -110,8 +102,7 @@ async fn apply(
                 .bind(i16::from(*to))
         }
         MissionEvent::Assigned { agent_id, .. } => {
-            sqlx::query(concat!(
-            "UPDATE missions SET version = $2, position = $3, updated_at = $4, agent_id = $5 WHERE id = $1"))
+            sqlx::query("UPDATE missions SET version = $2, position = $3, updated_at = $4, agent_id = $5 WHERE id = $1")
                 .bind(id)
                 .bind(version)
                 .bind(position)
@@ -119,8 +110,7 @@ async fn apply(
                 .bind(agent_id.as_uuid())
         }
         MissionEvent::Unassigned { .. } => {
-            sqlx::query(concat!(
-            "UPDATE missions SET version = $2, position = $3, updated_at = $4, agent_id = NULL WHERE id = $1"))
+            sqlx::query("UPDATE missions SET version = $2, position = $3, updated_at = $4, agent_id = NULL WHERE id = $1")
                 .bind(id)
                 .bind(version)
                 .bind(position)

@@ -249,7 +249,19 @@ async fn boot(
     .await;
     let paired = outcome.into_inner().ok().flatten();
     match paired {
-        Some(Ok(())) if checked => state.log_paired.store(true, Ordering::Release),
+        Some(Ok(())) if checked => {
+            let prepared = with_backoff("prepare projectors", &cancel, || async {
+                for p in &projectors {
+                    p.prepare().await?;
+                }
+                Ok::<_, String>(())
+            })
+            .await;
+            if !prepared {
+                return Vec::new();
+            }
+            state.log_paired.store(true, Ordering::Release);
+        }
         Some(Err(mismatch)) => {
             tracing::error!(%mismatch, "refusing to run projectors against another event log");
             if let Ok(mut m) = state.log_mismatch.lock() {

@@ -82,6 +82,26 @@ impl Projector {
         }
     }
 
+    /// Create the checkpoint row if this projection never ran, marking the history up to the
+    /// log's head as a replay. `serve` does this for every projector before it reports ready, so
+    /// commands accepted afterwards are never mistaken for history.
+    pub async fn prepare(&self) -> Result<(), String> {
+        let mut stream = self
+            .js
+            .get_stream(streams::EVENTS)
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        create_checkpoint(&self.pool, self.name(), head)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Run until cancelled (after committing or rolling back the batch in flight) or until an
     /// event cannot be applied. Transient NATS/Postgres faults are retried with backoff.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ProjectorError> {
