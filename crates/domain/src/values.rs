@@ -87,6 +87,9 @@ impl Description {
                 format!("must be at most {DESCRIPTION_MAX_CHARS} characters"),
             ));
         }
+        if input.contains('\0') {
+            return Err(FieldError::new(field, "must not contain NUL characters"));
+        }
         Ok(Self(input.to_owned()))
     }
 
@@ -141,13 +144,25 @@ impl Capabilities {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metadata(Map<String, Value>);
 
+/// Whether a JSON value holds a NUL character in any string or key.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 impl Metadata {
     pub fn parse(input: Value, field: &str) -> Result<Self, FieldError> {
         match input {
             Value::Object(map) => {
-                let size = serde_json::to_vec(&map)
-                    .map(|v| v.len())
-                    .unwrap_or(usize::MAX);
+                // PostgreSQL jsonb cannot store NUL; refuse it here rather than in a projector.
+                if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+                    return Err(FieldError::new(field, "must not contain NUL characters"));
+                }
+                let size = serde_json::to_vec(&map).map_or(usize::MAX, |v| v.len());
                 if size > METADATA_MAX_BYTES {
                     Err(FieldError::new(
                         field,
@@ -277,6 +292,15 @@ mod tests {
         assert_eq!(fields, ["capabilities[1]", "capabilities[2]"]);
         let caps = Capabilities::parse(&["a".into(), "a".into()], "c").unwrap();
         assert_eq!(caps.into_vec(), ["a"]);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_before_they_reach_postgres() {
+        assert!(Description::parse("a\0b", "description").is_err());
+        assert!(Metadata::parse(json!({"k": "a\u{0}b"}), "metadata").is_err());
+        assert!(Metadata::parse(json!({"a\u{0}": 1}), "metadata").is_err());
+        assert!(Metadata::parse(json!({"deep": [{"x": "\u{0}"}]}), "metadata").is_err());
+        assert!(Metadata::parse(json!({"k": "\\u0000 is text"}), "metadata").is_ok());
     }
 
     #[test]
