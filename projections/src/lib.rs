@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod archive;
+pub mod audit;
 pub mod comments;
 pub mod missions;
 mod support;
@@ -49,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "replay until",
         include_str!("../../migrations/0005_replay_until.sql"),
+    ),
+    (
+        6,
+        "tamper-evident archive and roles",
+        include_str!("../../migrations/0006_tamper_evident_archive.sql"),
     ),
 ];
 

@@ -27,6 +27,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         telemetry_max_age: Duration::from_secs(3600),
         read_wait: Duration::from_secs(5),
         run_projectors: true,
+        migrate_on_start: true,
     }
 }
 

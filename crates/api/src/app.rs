@@ -218,7 +218,18 @@ async fn boot(
     cancel: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let migrated = with_backoff("migrate", &cancel, || async {
-        mc_projections::migrator().run(&state.pool).await
+        if config.migrate_on_start {
+            return mc_projections::migrator().run(&state.pool).await.map_err(|e| e.to_string());
+        }
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&state.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        let latest = mc_projections::latest_migration();
+        match applied {
+            Some(v) if v >= latest => Ok(()),
+            v => Err(format!("database at migration {v:?}, this binary needs {latest}: run `mission-control migrate`")),
+        }
     })
     .await;
     if !migrated {

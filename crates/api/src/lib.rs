@@ -6,6 +6,7 @@
 
 mod agents;
 mod app;
+mod audit;
 mod comments;
 pub mod extract;
 mod health;
@@ -26,7 +27,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(agents::routes())
         .merge(missions::routes())
-        .merge(comments::routes());
+        .merge(comments::routes())
+        .merge(audit::routes());
     Router::new()
         .merge(health::routes())
         .nest("/api/v1", api)

@@ -24,6 +24,8 @@ pub struct Config {
     pub read_wait: Duration,
     /// Run the projectors in this process.
     pub run_projectors: bool,
+    /// Apply migrations at start (needs the migrator role); otherwise wait until they are.
+    pub migrate_on_start: bool,
 }
 
 /// A projector as the API reports it.

@@ -32,6 +32,16 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate(DbArgs),
+    /// Audit the event archive.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the archive's hash chain; exit 1 and name the first broken position if it
+    /// does not hold.
+    Verify(DbArgs),
 }
 
 #[derive(Args)]
@@ -67,6 +77,10 @@ struct ServeArgs {
     /// Do not run projectors in this process (run them elsewhere).
     #[arg(long, env = "MC_NO_PROJECTORS")]
     no_projectors: bool,
+    /// Do not apply migrations at start (when serving as the `mc_app` role); wait until
+    /// `mission-control migrate` has applied them.
+    #[arg(long, env = "MC_NO_MIGRATE")]
+    no_migrate: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +100,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
         }
     });
     match result {
@@ -120,6 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         telemetry_max_age: Duration::from_secs(args.telemetry_max_age_hours * 3600),
         read_wait: Duration::from_millis(args.read_wait_ms),
         run_projectors: !args.no_projectors,
+        migrate_on_start: !args.no_migrate,
     };
     let app = Application::build(config).await?;
     let shutdown = CancellationToken::new();
@@ -170,4 +186,34 @@ async fn migrate(args: DbArgs) -> anyhow::Result<()> {
         "migrations applied"
     );
     Ok(())
+}
+
+async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await
+        .context("connect to postgres")?;
+    let started = std::time::Instant::now();
+    let v = mc_projections::audit::verify(&pool, |n| eprint!("\rverified {n} events")).await?;
+    eprintln!("\r");
+    let secs = started.elapsed().as_secs_f64();
+    if v.holds {
+        println!(
+            "archive chain holds: {} events, head hash {}, {:.1} s",
+            v.count,
+            v.head_hash.as_deref().unwrap_or("(empty)"),
+            secs
+        );
+        Ok(())
+    } else {
+        println!(
+            "archive chain BROKEN at position {} (event index {}), after {} events",
+            v.first_broken_position.unwrap_or_default(),
+            v.first_broken_index.unwrap_or_default(),
+            v.count
+        );
+        std::process::exit(1);
+    }
 }
