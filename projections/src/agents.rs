@@ -20,6 +20,14 @@ impl Projection for Agents {
         NAME
     }
 
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.agent.>"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["agents"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,

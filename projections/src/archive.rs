@@ -17,6 +17,14 @@ impl Projection for Archive {
         NAME
     }
 
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.>"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["events"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,

@@ -115,7 +115,7 @@ pub async fn verify(
             });
         }
         previous = expected;
-        if count % 10_000 == 0 {
+        if count.is_multiple_of(10_000) {
             progress(count);
         }
     }

@@ -21,6 +21,14 @@ impl Projection for Comments {
         NAME
     }
 
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.comment.>"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["comments"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tamper-evident archive and roles",
         include_str!("../../migrations/0006_tamper_evident_archive.sql"),
     ),
+    (
+        7,
+        "projection failures",
+        include_str!("../../migrations/0007_projection_failures.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

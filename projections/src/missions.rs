@@ -21,6 +21,14 @@ impl Projection for Missions {
         NAME
     }
 
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.mission.>"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["missions"]
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut PgConnection,

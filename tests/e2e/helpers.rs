@@ -16,6 +16,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<JoinHandle<std::io::Result<()>>>,
+    tweak: fn(&mut Config),
 }
 
 pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> Config {
@@ -28,12 +29,20 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         read_wait: Duration::from_secs(5),
         run_projectors: true,
         migrate_on_start: true,
+        skip_poison: Vec::new(),
+        ready_max_lag: None,
     }
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawn with a configuration tweak (kept for restarts).
+    pub async fn spawn_with(tweak: fn(&mut Config)) -> Self {
         let mut test_app = Self {
+            tweak,
             nats: NatsServer::start().await,
             db: TestDb::new().await,
             base: String::new(),
@@ -47,13 +56,13 @@ impl TestApp {
 
     /// Start a new server process-equivalent on the same NATS and database.
     pub async fn start(&mut self) {
-        let app = Application::build(config(
+        let mut cfg = config(
             self.nats.url(),
             self.db.url().to_owned(),
             "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .expect("build application");
+        );
+        (self.tweak)(&mut cfg);
+        let app = Application::build(cfg).await.expect("build application");
         self.base = format!("http://127.0.0.1:{}", app.port());
         self.shutdown = CancellationToken::new();
         self.server = Some(tokio::spawn(app.run(self.shutdown.clone())));

@@ -10,5 +10,6 @@ mod kill;
 mod missions;
 mod nats_commands;
 mod process_manager;
+mod projections;
 mod projector;
 mod startup;

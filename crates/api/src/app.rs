@@ -88,7 +88,10 @@ impl Application {
                     Arc::new(mc_processes::AgentStatusManager::new(agents.clone()))
                         as Arc<dyn mc_projection::Projection>,
                 ))
-                .map(|p| Projector::new(p, pool.clone(), log.jetstream().clone()))
+                .map(|p| {
+                    let skip = config.skip_poison.iter().any(|n| n == p.name());
+                    Projector::new(p, pool.clone(), log.jetstream().clone()).skip_poison(skip)
+                })
                 .collect()
         } else {
             Vec::new()
@@ -97,6 +100,9 @@ impl Application {
             .iter()
             .map(|p| ProjectorView {
                 name: p.name(),
+                version: p.projection().version(),
+                subjects: p.projection().subjects(),
+                tables: p.projection().tables(),
                 status: p.status_handle(),
                 position: p.subscribe(),
             })
@@ -117,6 +123,7 @@ impl Application {
             provisioned: AtomicBool::new(false),
             started: Instant::now(),
             read_wait: config.read_wait,
+            ready_max_lag: config.ready_max_lag,
         }));
         Ok(Self {
             listener,

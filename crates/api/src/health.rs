@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_projection::ProjectorStatus;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -43,9 +42,23 @@ async fn readiness(state: &AppState) -> (bool, Value) {
     let migrated = state.is_migrated();
     let streams = state.is_provisioned();
     let paired = state.is_log_paired();
-    let ok = pg && nats && migrated && streams && paired;
-    let mut body = json!({"status": if ok {"ready"} else {"not ready"}, "checks": {
+    let mut ok = pg && nats && migrated && streams && paired;
+    let mut body = json!({"status": "", "checks": {
         "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired}});
+    if let Some(max) = state.ready_max_lag {
+        let (_, standings) = crate::projections::standings(state).await;
+        let lagging: Vec<&str> = standings
+            .iter()
+            .filter(|s| s.lag_events.is_none_or(|l| l > max))
+            .map(|s| s.name)
+            .collect();
+        ok &= lagging.is_empty();
+        body["checks"]["lag"] = json!(lagging.is_empty());
+        if !lagging.is_empty() {
+            body["lagging"] = json!(lagging);
+        }
+    }
+    body["status"] = json!(if ok { "ready" } else { "not ready" });
     if let Some(reason) = state.log_mismatch.lock().ok().and_then(|m| m.clone()) {
         body["error"] = json!(reason);
     }
@@ -76,30 +89,7 @@ fn rss_bytes() -> Option<u64> {
 async fn detailed(State(state): State<AppState>) -> Response {
     let (ok, readiness) = readiness(&state).await;
     let (_, pg_latency) = postgres_ok(&state).await;
-    let head = if nats_ok(&state) {
-        tokio::time::timeout(CHECK_TIMEOUT, state.log.head())
-            .await
-            .ok()
-            .and_then(Result::ok)
-    } else {
-        None
-    };
-    let projections: Vec<Value> = state
-        .projectors
-        .iter()
-        .map(|p| {
-            let position = *p.position.borrow();
-            let status = p.status.lock().map(|s| s.clone()).unwrap_or(ProjectorStatus::Starting);
-            let (state_name, error) = match status {
-                ProjectorStatus::Starting => ("starting", None),
-                ProjectorStatus::Running => ("running", None),
-                ProjectorStatus::Stopped => ("stopped", None),
-                ProjectorStatus::Failed { position, error } => ("failed", Some(format!("at {position}: {error}"))),
-            };
-            json!({"name": p.name, "position": position, "lag": head.map(|h| h.saturating_sub(position)),
-                   "state": state_name, "error": error})
-        })
-        .collect();
+    let (head, projections) = crate::projections::standings(&state).await;
     let body = json!({
         "status": readiness["status"],
         "checks": readiness["checks"],

@@ -13,6 +13,7 @@ mod health;
 mod missions;
 pub mod nats_commands;
 pub mod problem;
+pub mod projections;
 pub mod read;
 mod respond;
 mod state;
@@ -28,9 +29,11 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::routes())
         .merge(missions::routes())
         .merge(comments::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(projections::routes());
     Router::new()
         .merge(health::routes())
+        .merge(projections::metrics_routes())
         .nest("/api/v1", api)
         .fallback(|| async { problem::ApiError::NotFound { what: "route" } })
         .layer(axum::extract::DefaultBodyLimit::max(

@@ -26,12 +26,19 @@ pub struct Config {
     pub run_projectors: bool,
     /// Apply migrations at start (needs the migrator role); otherwise wait until they are.
     pub migrate_on_start: bool,
+    /// Projections that go on past events they cannot apply (recorded, not silent).
+    pub skip_poison: Vec<String>,
+    /// `/health/ready` fails while a projection lags more events than this.
+    pub ready_max_lag: Option<u64>,
 }
 
 /// A projector as the API reports it.
 #[derive(Clone)]
 pub struct ProjectorView {
     pub name: &'static str,
+    pub version: u32,
+    pub subjects: &'static [&'static str],
+    pub tables: &'static [&'static str],
     pub status: Arc<Mutex<ProjectorStatus>>,
     pub position: watch::Receiver<u64>,
 }
@@ -53,6 +60,7 @@ pub struct Inner {
     pub log_mismatch: Mutex<Option<String>>,
     pub started: Instant,
     pub read_wait: Duration,
+    pub ready_max_lag: Option<u64>,
 }
 
 #[derive(Clone)]

@@ -81,6 +81,13 @@ struct ServeArgs {
     /// `mission-control migrate` has applied them.
     #[arg(long, env = "MC_NO_MIGRATE")]
     no_migrate: bool,
+    /// Projections (comma-separated names) that record and skip events they cannot apply
+    /// instead of stopping.
+    #[arg(long, env = "MC_SKIP_POISON", value_delimiter = ',')]
+    skip_poison: Vec<String>,
+    /// `/health/ready` fails while any projection lags more than this many events.
+    #[arg(long, env = "MC_READY_MAX_LAG")]
+    ready_max_lag: Option<u64>,
 }
 
 pub fn main() -> ExitCode {
@@ -136,6 +143,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         read_wait: Duration::from_millis(args.read_wait_ms),
         run_projectors: !args.no_projectors,
         migrate_on_start: !args.no_migrate,
+        skip_poison: args.skip_poison,
+        ready_max_lag: args.ready_max_lag,
     };
     let app = Application::build(config).await?;
     let shutdown = CancellationToken::new();

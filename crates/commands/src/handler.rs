@@ -171,6 +171,44 @@ impl Handler {
         A: Aggregate + Send + Sync + 'static,
         A::Event: EventSchema,
     {
+        let started = std::time::Instant::now();
+        let result = self.execute_inner::<A>(ctx, id, check, commands).await;
+        let outcome = match &result {
+            Ok(e) if e.position.is_none() => "unchanged",
+            Ok(_) => "ok",
+            Err(CommandError::Domain(_)) => "rejected",
+            Err(CommandError::Precondition(_)) => "precondition_failed",
+            Err(CommandError::Concurrency { .. }) => "conflict",
+            Err(CommandError::NameTaken { .. }) => "name_taken",
+            Err(CommandError::Unavailable(_)) => "unavailable",
+        };
+        let labels = [("aggregate", A::TYPE), ("outcome", outcome)];
+        mc_metrics::count(
+            "mc_commands_total",
+            "Commands handled, by aggregate and outcome.",
+            &labels,
+            1,
+        );
+        mc_metrics::observe(
+            "mc_command_seconds",
+            "Time to load, decide and append a command.",
+            &[("aggregate", A::TYPE)],
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn execute_inner<A>(
+        &self,
+        ctx: &CommandContext,
+        id: &str,
+        check: Check,
+        commands: &[A::Command],
+    ) -> Result<Executed<A>, CommandError>
+    where
+        A: Aggregate + Send + Sync + 'static,
+        A::Event: EventSchema,
+    {
         let mut expected = 0;
         for attempt in 0..MAX_ATTEMPTS {
             let (mut root, last_seq) = self.load::<A>(id, attempt > 0).await?;
@@ -195,7 +233,15 @@ impl Handler {
                 occurred_at: Utc::now(),
             };
             let commit = Commit::new(A::TYPE, id, base_version, meta, &events);
-            match self.log.append(&commit, last_seq).await {
+            let append_started = std::time::Instant::now();
+            let appended = self.log.append(&commit, last_seq).await;
+            mc_metrics::observe(
+                "mc_append_seconds",
+                "Time to append one commit to MC_EVENTS (publish and ack).",
+                &[],
+                append_started.elapsed(),
+            );
+            match appended {
                 Ok(appended) => {
                     if appended.duplicate {
                         // The same command was stored before: our view may be behind it.

@@ -62,6 +62,14 @@ impl Projection for AgentStatusManager {
         NAME
     }
 
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.mission.>"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["pm_agent_status_missions"]
+    }
+
     /// History up to here (first run over an existing log, or a rebuild) was handled when it
     /// happened: rebuild state, send nothing.
     fn replay_until(&self, position: u64) {

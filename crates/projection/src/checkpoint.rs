@@ -60,3 +60,30 @@ pub(crate) async fn store_checkpoint(
     .await?;
     Ok(())
 }
+
+/// Record that `name` could not apply `position`. With `skip`, also move the checkpoint past it
+/// (only if the checkpoint is right before it, under the lock), so the projection goes on.
+pub(crate) async fn record_failure(
+    pool: &PgPool,
+    name: &str,
+    position: u64,
+    error: &str,
+    skip: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (checkpoint, _) = lock_checkpoint(&mut tx, name).await?;
+    sqlx::query(
+        "INSERT INTO projection_failures (projection, position, error, skipped) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (projection, position) DO UPDATE SET error = $3, skipped = $4, recorded_at = now()",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .bind(error)
+    .bind(skip)
+    .execute(&mut *tx)
+    .await?;
+    if skip && checkpoint < position {
+        store_checkpoint(&mut tx, name, position).await?;
+    }
+    tx.commit().await
+}

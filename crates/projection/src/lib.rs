@@ -24,6 +24,21 @@ pub trait Projection: Send + Sync + 'static {
     /// Unique name; the checkpoint key.
     fn name(&self) -> &'static str;
 
+    /// Version of the projection's code and tables.
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// Subjects it reads (every projector reads all of `MC_EVENTS` and skips the rest).
+    fn subjects(&self) -> &'static [&'static str] {
+        &["mc.events.>"]
+    }
+
+    /// Tables it owns.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Before each batch: positions up to `position` are a replay of history (the projection's
     /// first run over an existing log, or a rebuild). Process managers must rebuild their state
     /// there without side effects; read models ignore it.

@@ -1,7 +1,9 @@
 //! The projector loop: consume from checkpoint + 1, batch, apply + checkpoint in one
 //! transaction, publish the new position.
 
-use crate::checkpoint::{create_checkpoint, load_checkpoint, lock_checkpoint, store_checkpoint};
+use crate::checkpoint::{
+    create_checkpoint, load_checkpoint, lock_checkpoint, record_failure, store_checkpoint,
+};
 use crate::{ApplyError, Projection};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::Context;
@@ -14,6 +16,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const MAX_BATCH: usize = 1_000;
+
+const APPLIED: &str = "mc_projection_events_applied_total";
+const APPLIED_HELP: &str = "Events applied by a projection.";
+const BATCH: &str = "mc_projection_batch_seconds";
+const BATCH_HELP: &str = "Time to apply one batch and its checkpoint in one transaction.";
+const SKIPPED: &str = "mc_projection_skipped_events_total";
+const SKIPPED_HELP: &str = "Events a projection could not apply and skipped (MC_SKIP_POISON).";
+const FAILED: &str = "mc_projection_failed";
+const FAILED_HELP: &str = "1 when a projection stopped on an event it cannot apply.";
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +56,7 @@ pub struct Projector {
     js: Context,
     position: watch::Sender<u64>,
     status: Arc<Mutex<ProjectorStatus>>,
+    skip_poison: bool,
 }
 
 enum Step {
@@ -60,11 +72,24 @@ impl Projector {
             js,
             position: watch::channel(0).0,
             status: Arc::new(Mutex::new(ProjectorStatus::Starting)),
+            skip_poison: false,
         }
+    }
+
+    /// Go on past events this projection cannot apply (each is still recorded in
+    /// `projection_failures`), instead of stopping.
+    pub fn skip_poison(mut self, skip: bool) -> Self {
+        self.skip_poison = skip;
+        self
     }
 
     pub fn name(&self) -> &'static str {
         self.projection.name()
+    }
+
+    /// The projection this projector runs.
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
     }
 
     /// Position after each committed batch.
@@ -121,6 +146,11 @@ impl Projector {
                     tracing::warn!(projection = name, error = %e, ?backoff, "projector batch failed, retrying");
                 }
                 Err(ApplyError::Poison { position, reason }) => {
+                    if let Err(e) = record_failure(&self.pool, name, position, &reason, false).await
+                    {
+                        tracing::warn!(projection = name, error = %e, "cannot record the failure");
+                    }
+                    mc_metrics::gauge(FAILED, FAILED_HELP, &[("projection", name)], 1.0);
                     tracing::error!(projection = name, position, %reason, "projector stopped on poison event");
                     self.set_status(ProjectorStatus::Failed {
                         position,
@@ -183,6 +213,7 @@ impl Projector {
                 m = messages.next() => m,
             };
             let mut next = first;
+            let mut continue_after = None;
             loop {
                 match next {
                     Some(Ok(message)) => {
@@ -190,12 +221,18 @@ impl Projector {
                             Ok(info) => info.stream_sequence,
                             Err(e) => return Ok(Step::Retry(e.to_string())),
                         };
-                        let commit =
-                            Commit::decode(&message.payload).map_err(|e| ApplyError::Poison {
-                                position,
-                                reason: format!("undecodable commit: {e}"),
-                            })?;
-                        batch.push(RecordedCommit { position, commit });
+                        match Commit::decode(&message.payload) {
+                            Ok(commit) => batch.push(RecordedCommit { position, commit }),
+                            Err(e) => {
+                                // Apply what came before it, then deal with it.
+                                self.apply_all(&batch).await?;
+                                batch.clear();
+                                self.poisoned(position, format!("undecodable commit: {e}"))
+                                    .await?;
+                                continue_after = Some(position);
+                                break;
+                            }
+                        }
                     }
                     Some(Err(e)) => return Ok(Step::Retry(e.to_string())),
                     None => return Ok(Step::Retry("consumer ended".into())),
@@ -208,9 +245,41 @@ impl Projector {
                     None => break,
                 }
             }
-            self.apply_batch(&batch).await?;
+            if let Some(position) = continue_after {
+                self.position.send_replace(position);
+                continue;
+            }
+            self.apply_all(&batch).await?;
             batch.clear();
         }
+    }
+
+    /// Apply a batch; an event the projection cannot apply splits it: what comes before is
+    /// applied, the event is recorded and skipped (if configured) or stops the projector.
+    async fn apply_all(&self, mut batch: &[RecordedCommit]) -> Result<(), ApplyError> {
+        loop {
+            match self.apply_batch(batch).await {
+                Err(ApplyError::Poison { position, reason }) => {
+                    let at = batch.partition_point(|c| c.position < position);
+                    self.apply_batch(&batch[..at]).await?;
+                    self.poisoned(position, reason).await?;
+                    batch = &batch[(at + 1).min(batch.len())..];
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Record an event that cannot be applied: skip it when configured, else stop.
+    async fn poisoned(&self, position: u64, reason: String) -> Result<(), ApplyError> {
+        if !self.skip_poison {
+            return Err(ApplyError::Poison { position, reason });
+        }
+        let name = self.name();
+        record_failure(&self.pool, name, position, &reason, true).await?;
+        mc_metrics::count(SKIPPED, SKIPPED_HELP, &[("projection", name)], 1);
+        tracing::error!(projection = name, position, %reason, "skipped an event this projection cannot apply");
+        Ok(())
     }
 
     /// One transaction: lock checkpoint, apply what is above it, store the new checkpoint.
@@ -223,11 +292,16 @@ impl Projector {
         let (checkpoint, replay_until) = lock_checkpoint(&mut tx, name).await?;
         self.projection.replay_until(replay_until);
         let fresh = batch.partition_point(|c| c.position <= checkpoint);
+        let started = std::time::Instant::now();
         if fresh < batch.len() {
             self.projection.apply(&mut tx, &batch[fresh..]).await?;
             store_checkpoint(&mut tx, name, last).await?;
         }
         tx.commit().await?;
+        let labels = [("projection", name)];
+        mc_metrics::observe(BATCH, BATCH_HELP, &labels, started.elapsed());
+        let applied: usize = batch[fresh..].iter().map(|c| c.commit.events.len()).sum();
+        mc_metrics::count(APPLIED, APPLIED_HELP, &labels, applied as u64);
         self.position.send_replace(last.max(checkpoint));
         Ok(())
     }

@@ -1,0 +1,185 @@
+//! `GET /api/v1/projections` (positions, lag, state, failures) and `GET /metrics`
+//! (Prometheus text).
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mc_eventlog::streams;
+use mc_projection::ProjectorStatus;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/projections", get(list))
+}
+
+pub fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One projector's standing.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Standing {
+    pub name: &'static str,
+    pub version: u32,
+    pub subjects: &'static [&'static str],
+    pub tables: &'static [&'static str],
+    pub position: u64,
+    /// Events in the log not applied yet (`None` while NATS is unreachable).
+    pub lag_events: Option<u64>,
+    /// Age of the oldest event not applied yet.
+    pub lag_seconds: Option<f64>,
+    pub state: &'static str,
+    pub error: Option<String>,
+}
+
+/// The log head (if NATS answers) and every in-process projector's standing.
+pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
+    let head = tokio::time::timeout(QUERY_TIMEOUT, state.log.head())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let stream = match head {
+        Some(_) => state
+            .log
+            .jetstream()
+            .get_stream_no_info(streams::EVENTS)
+            .await
+            .ok(),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(state.projectors.len());
+    for p in &state.projectors {
+        let position = *p.position.borrow();
+        let status = p
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(ProjectorStatus::Starting);
+        let (state_name, error) = match status {
+            ProjectorStatus::Starting => ("starting", None),
+            ProjectorStatus::Running => ("running", None),
+            ProjectorStatus::Stopped => ("stopped", None),
+            ProjectorStatus::Failed { position, error } => {
+                ("failed", Some(format!("at position {position}: {error}")))
+            }
+        };
+        let lag_events = head.map(|h| h.saturating_sub(position));
+        let mut lag_seconds = lag_events.map(|_| 0.0);
+        if let (Some(lag), Some(stream)) = (lag_events, &stream) {
+            if lag > 0 {
+                if let Ok(Ok(m)) =
+                    tokio::time::timeout(QUERY_TIMEOUT, stream.get_raw_message(position + 1)).await
+                {
+                    let age = time_now_nanos() - m.time.unix_timestamp_nanos();
+                    lag_seconds = Some((age.max(0) as f64) / 1e9);
+                }
+            }
+        }
+        out.push(Standing {
+            name: p.name,
+            version: p.version,
+            subjects: p.subjects,
+            tables: p.tables,
+            position,
+            lag_events,
+            lag_seconds,
+            state: state_name,
+            error,
+        });
+    }
+    (head, out)
+}
+
+fn time_now_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or_default()
+}
+
+#[derive(sqlx::FromRow, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failure {
+    projection: String,
+    position: i64,
+    error: String,
+    skipped: bool,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (head, standings) = standings(&state).await;
+    let failures: Vec<Failure> = sqlx::query_as(
+        "SELECT projection, position, error, skipped, recorded_at FROM projection_failures \
+         ORDER BY recorded_at DESC LIMIT 100",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        json!({"streamHead": head, "projections": standings, "failures": failures}),
+    ))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (head, standings) = standings(&state).await;
+    if let Some(h) = head {
+        mc_metrics::gauge(
+            "mc_stream_last_sequence",
+            "Last stream sequence of MC_EVENTS.",
+            &[],
+            h as f64,
+        );
+    }
+    for s in &standings {
+        let labels = [("projection", s.name)];
+        mc_metrics::gauge(
+            "mc_projection_position",
+            "Last position a projection applied.",
+            &labels,
+            s.position as f64,
+        );
+        if let Some(lag) = s.lag_events {
+            mc_metrics::gauge(
+                "mc_projection_lag_events",
+                "Events in the log a projection has not applied.",
+                &labels,
+                lag as f64,
+            );
+        }
+        if let Some(secs) = s.lag_seconds {
+            mc_metrics::gauge(
+                "mc_projection_lag_seconds",
+                "Age of the oldest event a projection has not applied.",
+                &labels,
+                secs,
+            );
+        }
+        let failed = if s.state == "failed" { 1.0 } else { 0.0 };
+        mc_metrics::gauge(
+            "mc_projection_failed",
+            "1 when a projection stopped on an event it cannot apply.",
+            &labels,
+            failed,
+        );
+    }
+    mc_metrics::gauge(
+        "mc_uptime_seconds",
+        "Seconds since the process started.",
+        &[],
+        state.started.elapsed().as_secs_f64(),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        mc_metrics::render(),
+    )
+        .into_response()
+}
