@@ -46,52 +46,78 @@ pub struct Upcaster {
     pub lift: fn(Value) -> Result<Value, String>,
 }
 
-/// Current schema version of every stored type. A type absent here is unknown.
-pub fn current_version(event_type: &str) -> Option<u32> {
-    [agent::VERSIONS, mission::VERSIONS, comment::VERSIONS]
-        .into_iter()
-        .flatten()
-        .find(|(t, _)| *t == event_type)
-        .map(|(_, v)| *v)
+/// The schema a build of this code knows: current versions and upcasters. Tests build other
+/// registries to play the code of a later version.
+pub struct Registry<'a> {
+    pub versions: &'a [&'a [(&'a str, u32)]],
+    pub upcasters: &'a [&'a [Upcaster]],
 }
 
-/// All upcasters, in no particular order.
-fn upcasters() -> impl Iterator<Item = &'static Upcaster> {
-    [agent::UPCASTERS, mission::UPCASTERS, comment::UPCASTERS]
-        .into_iter()
-        .flatten()
+impl Registry<'static> {
+    /// The schema of this build.
+    pub const CURRENT: Self = Self {
+        versions: &[agent::VERSIONS, mission::VERSIONS, comment::VERSIONS],
+        upcasters: &[agent::UPCASTERS, mission::UPCASTERS, comment::UPCASTERS],
+    };
 }
 
-/// Bring a payload to the current version of its type.
-pub fn upcast(
-    event_type: &str,
-    mut version: u32,
-    mut payload: Value,
-) -> Result<Value, SchemaError> {
-    let current = current_version(event_type).ok_or_else(|| SchemaError::UnknownType {
-        event_type: event_type.to_owned(),
-    })?;
-    if version > current {
-        return Err(SchemaError::FutureVersion {
-            event_type: event_type.to_owned(),
-            version,
-            current,
-        });
+impl Registry<'_> {
+    /// Current schema version of a stored type; a type absent here is unknown.
+    pub fn current_version(&self, event_type: &str) -> Option<u32> {
+        self.versions
+            .iter()
+            .flat_map(|v| v.iter())
+            .find(|(t, _)| *t == event_type)
+            .map(|(_, v)| *v)
     }
-    while version < current {
-        let up = upcasters()
-            .find(|u| u.event_type == event_type && u.from_version == version)
-            .ok_or_else(|| SchemaError::BadPayload {
+
+    /// Bring a payload to the current version of its type, one upcaster at a time.
+    pub fn upcast(
+        &self,
+        event_type: &str,
+        mut version: u32,
+        mut payload: Value,
+    ) -> Result<Value, SchemaError> {
+        let current = self
+            .current_version(event_type)
+            .ok_or_else(|| SchemaError::UnknownType {
                 event_type: event_type.to_owned(),
-                reason: format!("no upcaster from v{version}"),
             })?;
-        payload = (up.lift)(payload).map_err(|reason| SchemaError::BadPayload {
-            event_type: event_type.to_owned(),
-            reason,
-        })?;
-        version += 1;
+        if version > current {
+            return Err(SchemaError::FutureVersion {
+                event_type: event_type.to_owned(),
+                version,
+                current,
+            });
+        }
+        while version < current {
+            let up = self
+                .upcasters
+                .iter()
+                .flat_map(|u| u.iter())
+                .find(|u| u.event_type == event_type && u.from_version == version)
+                .ok_or_else(|| SchemaError::BadPayload {
+                    event_type: event_type.to_owned(),
+                    reason: format!("no upcaster from v{version}"),
+                })?;
+            payload = (up.lift)(payload).map_err(|reason| SchemaError::BadPayload {
+                event_type: event_type.to_owned(),
+                reason,
+            })?;
+            version += 1;
+        }
+        Ok(payload)
     }
-    Ok(payload)
+}
+
+/// Current schema version of a stored type in this build.
+pub fn current_version(event_type: &str) -> Option<u32> {
+    Registry::CURRENT.current_version(event_type)
+}
+
+/// Bring a payload to the current version of its type in this build.
+pub fn upcast(event_type: &str, version: u32, payload: Value) -> Result<Value, SchemaError> {
+    Registry::CURRENT.upcast(event_type, version, payload)
 }
 
 /// Decode a payload struct, naming the type in the error.
@@ -108,4 +134,76 @@ pub(crate) fn payload<T: DeserializeOwned>(
 /// Encode a payload struct (plain data: cannot fail).
 pub(crate) fn to_value<T: serde::Serialize>(payload: &T) -> Value {
     serde_json::to_value(payload).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod evolution_tests {
+    //! Code at v2 reads events stored at v1: a later build where `agent.removed` gained a
+    //! `reason` (v2) and an upcaster that fills it for v1 events.
+
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    const V2_VERSIONS: &[(&str, u32)] = &[("agent.removed", 2)];
+
+    fn v1_to_v2(mut payload: Value) -> Result<Value, String> {
+        let map = payload.as_object_mut().ok_or("payload is not an object")?;
+        map.insert("reason".into(), json!("unknown (recorded before v2)"));
+        Ok(payload)
+    }
+
+    const V2_UPCASTERS: &[Upcaster] = &[Upcaster {
+        event_type: "agent.removed",
+        from_version: 1,
+        lift: v1_to_v2,
+    }];
+
+    const V2: Registry<'static> = Registry {
+        versions: &[V2_VERSIONS],
+        upcasters: &[V2_UPCASTERS],
+    };
+
+    /// The v2 code's payload struct: `reason` is required.
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct RemovedV2 {
+        name: String,
+        reason: String,
+    }
+
+    #[test]
+    fn events_stored_at_v1_are_read_by_code_at_v2() {
+        // Exactly what this build stores today (v1).
+        let (event_type, version, stored) = mc_domain::agent::AgentEvent::Removed {
+            name: "probe".into(),
+        }
+        .to_stored();
+        assert_eq!((event_type, version), ("agent.removed", 1));
+        let read: RemovedV2 =
+            payload(event_type, V2.upcast(event_type, version, stored).unwrap()).unwrap();
+        assert_eq!(
+            read,
+            RemovedV2 {
+                name: "probe".into(),
+                reason: "unknown (recorded before v2)".into()
+            }
+        );
+
+        // A v2 event passes through untouched; v1 without the upcaster is not readable as v2.
+        let v2 = json!({"name": "probe", "reason": "decommissioned"});
+        assert_eq!(V2.upcast(event_type, 2, v2.clone()).unwrap(), v2);
+        let no_upcaster = Registry {
+            versions: &[V2_VERSIONS],
+            upcasters: &[],
+        };
+        assert!(matches!(
+            no_upcaster.upcast(event_type, 1, json!({"name": "p"})),
+            Err(SchemaError::BadPayload { .. })
+        ));
+        assert!(matches!(
+            V2.upcast(event_type, 3, json!({})),
+            Err(SchemaError::FutureVersion { .. })
+        ));
+    }
 }
