@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "projection failures",
         include_str!("../../migrations/0007_projection_failures.sql"),
     ),
+    (
+        8,
+        "projection rebuilds",
+        include_str!("../../migrations/0008_projection_rebuilds.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

@@ -12,4 +12,5 @@ mod nats_commands;
 mod process_manager;
 mod projections;
 mod projector;
+mod rebuild;
 mod startup;

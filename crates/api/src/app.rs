@@ -41,6 +41,16 @@ pub struct Application {
     config: Config,
 }
 
+/// Fresh instances of every projection and process manager `serve` runs, in order. A rebuild
+/// gets its own instances (process managers keep state in them).
+pub fn all_projections(agents: &AgentService) -> Vec<Arc<dyn mc_projection::Projection>> {
+    let mut all = mc_projections::all();
+    all.push(Arc::new(mc_processes::AgentStatusManager::new(
+        agents.clone(),
+    )));
+    all
+}
+
 /// Parse `nats://a:4222,nats://b:4222`.
 pub fn nats_addrs(urls: &str) -> Result<Vec<ServerAddr>, BuildError> {
     urls.split(',')
@@ -82,12 +92,8 @@ impl Application {
         let missions = MissionService::new(handler.clone());
         let comments = CommentService::new(handler);
         let projectors: Vec<Projector> = if config.run_projectors {
-            mc_projections::all()
+            all_projections(&agents)
                 .into_iter()
-                .chain(std::iter::once(
-                    Arc::new(mc_processes::AgentStatusManager::new(agents.clone()))
-                        as Arc<dyn mc_projection::Projection>,
-                ))
                 .map(|p| {
                     let skip = config.skip_poison.iter().any(|n| n == p.name());
                     Projector::new(p, pool.clone(), log.jetstream().clone()).skip_poison(skip)
@@ -124,6 +130,8 @@ impl Application {
             started: Instant::now(),
             read_wait: config.read_wait,
             ready_max_lag: config.ready_max_lag,
+            rebuilding: std::sync::Mutex::default(),
+            background: CancellationToken::new(),
         }));
         Ok(Self {
             listener,
@@ -151,12 +159,14 @@ impl Application {
             config,
         } = self;
         let workers = shutdown.child_token();
+        let state_for_shutdown = state.clone();
         let boot = tokio::spawn(boot(state.clone(), projectors, config, workers.clone()));
         tracing::info!(addr = %listener.local_addr()?, "http server listening");
         let served = axum::serve(listener, crate::router(state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;
         workers.cancel();
+        state_for_shutdown.background.cancel();
         if let Ok(handles) = boot.await {
             for handle in handles {
                 let _ = handle.await;
@@ -288,6 +298,15 @@ async fn boot(
             return Vec::new();
         }
         _ => return Vec::new(),
+    }
+    if config.run_projectors {
+        let rebuilds = with_backoff("check projection versions", &cancel, || {
+            crate::rebuilds::at_start(&state)
+        })
+        .await;
+        if !rebuilds {
+            return Vec::new();
+        }
     }
     let commands = tokio::spawn(crate::nats_commands::serve(state.clone(), cancel.clone()));
     projectors

@@ -15,10 +15,11 @@ pub mod nats_commands;
 pub mod problem;
 pub mod projections;
 pub mod read;
+mod rebuilds;
 mod respond;
 mod state;
 
-pub use app::Application;
+pub use app::{all_projections, nats_addrs, Application};
 pub use state::{AppState, Config};
 
 use axum::Router;
@@ -30,7 +31,8 @@ pub fn router(state: AppState) -> Router {
         .merge(missions::routes())
         .merge(comments::routes())
         .merge(audit::routes())
-        .merge(projections::routes());
+        .merge(projections::routes())
+        .merge(rebuilds::routes());
     Router::new()
         .merge(health::routes())
         .merge(projections::metrics_routes())

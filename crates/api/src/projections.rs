@@ -39,6 +39,8 @@ pub struct Standing {
     pub lag_seconds: Option<f64>,
     pub state: &'static str,
     pub error: Option<String>,
+    /// A blue/green rebuild in progress.
+    pub rebuild: Option<Value>,
 }
 
 /// The log head (if NATS answers) and every in-process projector's standing.
@@ -84,7 +86,23 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
                 }
             }
         }
+        let rebuild = match mc_projection::rebuild::rebuild_status(&state.pool, p.name).await {
+            Ok(Some(r)) => {
+                let rate = r.position as f64 / r.running_seconds.max(1e-3);
+                let target = head.unwrap_or(r.target).max(r.target);
+                Some(json!({
+                    "version": r.version,
+                    "position": r.position,
+                    "head": target,
+                    "percent": if target == 0 { 100.0 } else { (r.position as f64 * 100.0 / target as f64).min(100.0) },
+                    "eventsPerSecond": rate,
+                    "etaSeconds": (rate > 0.0).then(|| target.saturating_sub(r.position) as f64 / rate),
+                }))
+            }
+            _ => None,
+        };
         out.push(Standing {
+            rebuild,
             name: p.name,
             version: p.version,
             subjects: p.subjects,

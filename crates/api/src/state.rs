@@ -61,6 +61,10 @@ pub struct Inner {
     pub started: Instant,
     pub read_wait: Duration,
     pub ready_max_lag: Option<u64>,
+    /// Rebuilds running in this process.
+    pub rebuilding: Mutex<std::collections::HashSet<&'static str>>,
+    /// Cancelled at shutdown: background work (rebuilds) stops, to resume at the next start.
+    pub background: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Clone)]

@@ -35,6 +35,28 @@ enum Command {
     /// Audit the event archive.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage projections.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild a projection blue/green: build it from position 0 into shadow tables while the
+    /// live version keeps serving, then swap in one transaction. Resumes an interrupted rebuild.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    /// Projection name (see GET /api/v1/projections): agents, missions, comments,
+    /// agent-status-manager.
+    name: String,
+    #[command(flatten)]
+    db: DbArgs,
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +130,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
+            Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
         }
     });
     match result {
@@ -224,5 +247,79 @@ async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {
             v.count
         );
         std::process::exit(1);
+    }
+}
+
+async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.db.database_url)
+        .await
+        .context("connect to postgres")?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("mission-control rebuild")
+        .connect(mc_api::nats_addrs(&args.nats_url)?)
+        .await
+        .context("connect to nats")?;
+    let log = mc_eventlog::EventLog::new(nats);
+    let handler = mc_commands::Handler::new(log.clone());
+    let agents = mc_commands::AgentService::new(
+        handler,
+        mc_commands::NameRegistry::new(log.jetstream().clone()),
+    );
+    let projection = mc_api::all_projections(&agents)
+        .into_iter()
+        .find(|p| p.name() == args.name)
+        .with_context(|| format!("no projection named {:?}", args.name))?;
+    let rebuild = mc_projection::Rebuild::new(projection, pool.clone(), log.jetstream().clone())?;
+    if let Some(r) = mc_projection::rebuild::rebuild_status(&pool, &args.name).await? {
+        eprintln!(
+            "resuming rebuild of {} (v{}) at position {}",
+            args.name, r.version, r.position
+        );
+    }
+    let cancel = CancellationToken::new();
+    tokio::spawn(signal(cancel.clone()));
+    let started = std::time::Instant::now();
+    let result = rebuild
+        .run(&cancel, |p| {
+            let percent = if p.head == 0 {
+                100.0
+            } else {
+                p.position as f64 * 100.0 / p.head as f64
+            };
+            let filled = (percent / 5.0) as usize;
+            let eta = p.eta_seconds.map_or("?".to_owned(), |s| format!("{s:.0}s"));
+            eprint!(
+                "\r{} [{:<20}] {:>5.1}% {}/{} events, {:.0} ev/s, ETA {}   ",
+                args.name,
+                "#".repeat(filled.min(20)),
+                percent.min(100.0),
+                p.position,
+                p.head,
+                p.events_per_second,
+                eta
+            );
+        })
+        .await;
+    eprintln!();
+    match result {
+        Ok(position) => {
+            println!(
+                "rebuilt {} up to position {position} in {:.1} s and swapped it in",
+                args.name,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(mc_projection::RebuildError::Cancelled(_)) => {
+            println!(
+                "rebuild of {} interrupted; run the same command to resume",
+                args.name
+            );
+            std::process::exit(130);
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -8,10 +8,12 @@
 //! or below it, so two processes running the same projector never apply a commit twice.
 
 mod checkpoint;
+pub mod rebuild;
 mod runner;
 mod wait;
 
 pub use checkpoint::{load_checkpoint, CHECKPOINT_TABLE};
+pub use rebuild::{Progress, Rebuild, RebuildError};
 pub use runner::{Projector, ProjectorError, ProjectorStatus};
 pub use wait::Positions;
 

@@ -57,6 +57,8 @@ pub struct Projector {
     position: watch::Sender<u64>,
     status: Arc<Mutex<ProjectorStatus>>,
     skip_poison: bool,
+    /// Write into this schema's tables (a rebuild's shadow) instead of `public`.
+    schema: Option<String>,
 }
 
 enum Step {
@@ -73,7 +75,14 @@ impl Projector {
             position: watch::channel(0).0,
             status: Arc::new(Mutex::new(ProjectorStatus::Starting)),
             skip_poison: false,
+            schema: None,
         }
+    }
+
+    /// Apply into the tables of `schema` (checkpoints stay in `public`).
+    pub fn in_schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
     }
 
     /// Go on past events this projection cannot apply (each is still recorded in
@@ -289,6 +298,11 @@ impl Projector {
         };
         let name = self.name();
         let mut tx = self.pool.begin().await?;
+        if let Some(schema) = &self.schema {
+            sqlx::query(&format!("SET LOCAL search_path TO \"{schema}\", public"))
+                .execute(&mut *tx)
+                .await?;
+        }
         let (checkpoint, replay_until) = lock_checkpoint(&mut tx, name).await?;
         self.projection.replay_until(replay_until);
         let fresh = batch.partition_point(|c| c.position <= checkpoint);
