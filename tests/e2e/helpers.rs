@@ -28,6 +28,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         telemetry_max_age: Duration::from_secs(3600),
         read_wait: Duration::from_secs(5),
         run_projectors: true,
+        serve_nats_commands: true,
         migrate_on_start: true,
         skip_poison: Vec::new(),
         ready_max_lag: None,

@@ -157,3 +157,71 @@ async fn a_database_paired_with_another_event_log_is_not_projected_into() {
     shutdown.cancel();
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn project_role_and_api_only_role_split_the_work() {
+    let nats = NatsServer::start().await;
+    let db = TestDb::new().await;
+    let http = reqwest::Client::new();
+    // Projectors in their own process (`mission-control project`).
+    let addr = format!("127.0.0.1:{}", mc_test_support::free_port());
+    let mut project = std::process::Command::new(env!("CARGO_BIN_EXE_mission-control"))
+        .arg("project")
+        .env("MC_NATS_URL", nats.url())
+        .env("MC_DATABASE_URL", db.url())
+        .env("MC_HTTP_ADDR", &addr)
+        .env("MC_LOG", "warn")
+        .spawn()
+        .unwrap();
+    wait_ready(&http, &format!("http://{addr}")).await;
+    assert_eq!(
+        http.get(format!("http://{addr}/api/v1/agents"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The API without projectors; read-your-writes across the two processes.
+    let mut cfg = config(
+        nats.url(),
+        db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    cfg.run_projectors = false;
+    let api = Application::build(cfg).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", api.port());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(api.run(shutdown.clone()));
+    wait_ready(&http, &base).await;
+    let r: Value = http
+        .post(format!("{base}/api/v1/agents"))
+        .json(&json!({"name": "split"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, pos) = (r["id"].as_str().unwrap(), r["position"].as_u64().unwrap());
+    let r = http
+        .get(format!("{base}/api/v1/agents/{id}?minPosition={pos}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("mc-stale").is_none());
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "split");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+    project.kill().unwrap();
+    project.wait().unwrap();
+}

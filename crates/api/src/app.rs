@@ -130,6 +130,7 @@ impl Application {
             started: Instant::now(),
             read_wait: config.read_wait,
             ready_max_lag: config.ready_max_lag,
+            api: config.serve_nats_commands,
             rebuilding: std::sync::Mutex::default(),
             background: CancellationToken::new(),
         }));
@@ -308,7 +309,13 @@ async fn boot(
             return Vec::new();
         }
     }
-    let commands = tokio::spawn(crate::nats_commands::serve(state.clone(), cancel.clone()));
+    let serve_commands = config.serve_nats_commands;
+    let (state_c, cancel_c) = (state.clone(), cancel.clone());
+    let commands = tokio::spawn(async move {
+        if serve_commands {
+            crate::nats_commands::serve(state_c, cancel_c).await;
+        }
+    });
     projectors
         .into_iter()
         .map(|p| {

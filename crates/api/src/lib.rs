@@ -33,11 +33,15 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(projections::routes())
         .merge(rebuilds::routes());
-    Router::new()
+    let root = Router::new()
         .merge(health::routes())
-        .merge(projections::metrics_routes())
-        .nest("/api/v1", api)
-        .fallback(|| async { problem::ApiError::NotFound { what: "route" } })
+        .merge(projections::metrics_routes());
+    let root = if state.api {
+        root.nest("/api/v1", api)
+    } else {
+        root
+    };
+    root.fallback(|| async { problem::ApiError::NotFound { what: "route" } })
         .layer(axum::extract::DefaultBodyLimit::max(
             extract::MAX_BODY_BYTES,
         ))

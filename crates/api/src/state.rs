@@ -24,6 +24,8 @@ pub struct Config {
     pub read_wait: Duration,
     /// Run the projectors in this process.
     pub run_projectors: bool,
+    /// Serve commands over NATS (`mc.cmd.>`) in this process.
+    pub serve_nats_commands: bool,
     /// Apply migrations at start (needs the migrator role); otherwise wait until they are.
     pub migrate_on_start: bool,
     /// Projections that go on past events they cannot apply (recorded, not silent).
@@ -61,6 +63,8 @@ pub struct Inner {
     pub started: Instant,
     pub read_wait: Duration,
     pub ready_max_lag: Option<u64>,
+    /// Serves the `/api/v1` routes (false in the `project` role: health and metrics only).
+    pub api: bool,
     /// Rebuilds running in this process.
     pub rebuilding: Mutex<std::collections::HashSet<&'static str>>,
     /// Cancelled at shutdown: background work (rebuilds) stops, to resume at the next start.

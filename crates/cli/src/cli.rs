@@ -28,8 +28,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API and the projectors in one process.
+    /// Run the HTTP API, the NATS command service and the projectors in one process.
     Serve(ServeArgs),
+    /// Run only the projectors and process managers (scale them apart from the API; pair with
+    /// `serve --no-projectors`). Serves /health and /metrics on MC_HTTP_ADDR.
+    Project(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate(DbArgs),
     /// Audit the event archive.
@@ -127,7 +130,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(args, true).await,
+            Command::Project(args) => serve(args, false).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
             Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
@@ -156,7 +160,8 @@ fn init_tracing(filter: &str, format: &str) {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `serve` (`api` true) or `project` (projectors only; health and metrics over HTTP).
+async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
     let config = Config {
         nats_url: args.nats_url,
         database_url: args.db.database_url,
@@ -164,7 +169,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stream_replicas: args.stream_replicas,
         telemetry_max_age: Duration::from_secs(args.telemetry_max_age_hours * 3600),
         read_wait: Duration::from_millis(args.read_wait_ms),
-        run_projectors: !args.no_projectors,
+        run_projectors: !api || !args.no_projectors,
+        serve_nats_commands: api,
         migrate_on_start: !args.no_migrate,
         skip_poison: args.skip_poison,
         ready_max_lag: args.ready_max_lag,
