@@ -197,3 +197,57 @@ async fn replaying_history_from_scratch_emits_no_commands() {
     app.set_mission_status(&m2, "IN_PROGRESS").await;
     app.wait_agent_status(&agent, "BUSY").await;
 }
+
+#[tokio::test]
+async fn rebuilding_the_process_manager_emits_nothing() {
+    let app = TestApp::spawn().await;
+    let agent = app.create("/agents", json!({"name": "rebuilt"})).await;
+    let m1 = app
+        .create("/missions", json!({"title": "a", "agentId": agent}))
+        .await;
+    let m2 = app
+        .create("/missions", json!({"title": "b", "agentId": agent}))
+        .await;
+    app.set_mission_status(&m1, "IN_PROGRESS").await;
+    app.wait_agent_status(&agent, "BUSY").await;
+    let last = app.set_mission_status(&m2, "IN_PROGRESS").await;
+    app.wait_projection("agent-status-manager", last).await;
+    let log = mc_eventlog::EventLog::new(app.nats.client().await);
+    let head = log.head().await.unwrap();
+
+    let (s, body) = app
+        .post("/projections/agent-status-manager/rebuild", json!({}))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mc_projection::rebuild::rebuild_status(&app.db.pool, "agent-status-manager")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "rebuild did not finish");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        log.head().await.unwrap(),
+        head,
+        "the rebuild appended nothing"
+    );
+    let (active,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pm_agent_status_missions WHERE status = 'IN_PROGRESS'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(active, 2, "state rebuilt from history");
+    // And the live manager still works with the rebuilt state: one of two ends, still BUSY;
+    // the other ends, IDLE.
+    let done = app.set_mission_status(&m1, "COMPLETED").await;
+    app.wait_projection("agent-status-manager", done).await;
+    let (_, a) = app
+        .get_json(&format!("/agents/{agent}?minPosition={done}"))
+        .await;
+    assert_eq!(a["status"], "BUSY");
+    app.set_mission_status(&m2, "COMPLETED").await;
+    app.wait_agent_status(&agent, "IDLE").await;
+}

@@ -41,6 +41,23 @@ enum Command {
     /// Manage projections.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Benchmark helpers.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Append synthetic agent registrations straight to MC_EVENTS (for rebuild and projection
+    /// benchmarks; never against a production log).
+    Seed {
+        /// How many events to append.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// NATS server URL(s), comma-separated.
+        #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +152,9 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
             Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
+            Command::Bench(BenchCommand::Seed { events, nats_url }) => {
+                crate::bench::seed(&nats_url, events).await
+            }
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! `mission-control`: the one binary. Thin: parse flags, set up logging, call the library.
 
+mod bench;
 mod cli;
 
 fn main() -> std::process::ExitCode {
