@@ -34,13 +34,89 @@ impl Projection for Agents {
         commits: &'a [RecordedCommit],
     ) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(async move {
+            // Registrations are gathered into one multi-row insert; any other event first
+            // flushes them, so the order of events per agent is kept.
+            let mut registrations = Registrations::default();
             for rc in commits {
-                if let Some(d) = decode::<AgentEvent>(rc, "agent")? {
-                    apply_commit(tx, d).await?;
+                let Some(d) = decode::<AgentEvent>(rc, "agent")? else {
+                    continue;
+                };
+                if let [(AgentEvent::Registered { .. }, _)] = d.events.as_slice() {
+                    registrations.push(&d);
+                    continue;
                 }
+                registrations.flush(tx).await?;
+                apply_commit(tx, d).await?;
             }
+            registrations.flush(tx).await?;
             Ok(())
         })
+    }
+}
+
+/// Column arrays of registrations waiting for one `INSERT … SELECT * FROM UNNEST(…)`.
+#[derive(Default)]
+struct Registrations {
+    id: Vec<Uuid>,
+    name: Vec<String>,
+    description: Vec<String>,
+    capabilities: Vec<Value>,
+    metadata: Vec<Value>,
+    status: Vec<&'static str>,
+    version: Vec<i64>,
+    position: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl Registrations {
+    fn push(&mut self, d: &Decoded<AgentEvent>) {
+        for (event, version) in &d.events {
+            if let AgentEvent::Registered {
+                name,
+                description,
+                capabilities,
+                metadata,
+                status,
+                ..
+            } = event
+            {
+                self.id.push(d.id);
+                self.name.push(name.clone());
+                self.description.push(description.clone());
+                self.capabilities.push(Value::from(capabilities.clone()));
+                self.metadata.push(Value::Object(metadata.clone()));
+                self.status.push(status.as_str());
+                self.version.push(*version);
+                self.position.push(d.position);
+                self.at.push(d.at);
+            }
+        }
+    }
+
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO agents (id, name, description, capabilities, metadata, status, version, \
+             position, created_at, updated_at) \
+             SELECT i, n, d, c, m, s, v, p, t, t FROM UNNEST($1::uuid[], $2::text[], $3::text[], \
+             $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[], $8::bigint[], $9::timestamptz[]) \
+             AS r(i, n, d, c, m, s, v, p, t) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&self.id)
+        .bind(&self.name)
+        .bind(&self.description)
+        .bind(&self.capabilities)
+        .bind(&self.metadata)
+        .bind(&self.status)
+        .bind(&self.version)
+        .bind(&self.position)
+        .bind(&self.at)
+        .execute(&mut *tx)
+        .await?;
+        *self = Self::default();
+        Ok(())
     }
 }
 

@@ -76,6 +76,15 @@ async fn wait_rebuild_done(app: &TestApp, name: &str) {
     }
 }
 
+async fn table_oid(app: &TestApp) -> u32 {
+    let (oid,): (sqlx::postgres::types::Oid,) =
+        sqlx::query_as("SELECT 'public.agents'::regclass::oid")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    oid.0
+}
+
 async fn head(app: &TestApp) -> u64 {
     EventLog::new(app.nats.client().await).head().await.unwrap()
 }
@@ -115,12 +124,18 @@ async fn rebuild_under_concurrent_writes_equals_a_build_from_scratch() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let table_before = table_oid(&app).await;
     let (status, body) = app.post("/projections/agents/rebuild", json!({})).await;
     assert_eq!(status, 202, "{body}");
     // Reads keep working while it rebuilds.
     let (s, _) = app.get_json("/agents?limit=5").await;
     assert_eq!(s, 200);
     wait_rebuild_done(&app, "agents").await;
+    assert_ne!(
+        table_oid(&app).await,
+        table_before,
+        "the live table was swapped for the rebuilt one"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.cancel();
     let writes = writer.await.unwrap();
@@ -161,8 +176,10 @@ async fn an_older_stored_version_is_rebuilt_at_start() {
         .execute(&app.db.pool)
         .await
         .unwrap();
+    let table_before = table_oid(&app).await;
     app.start().await;
     wait_rebuild_done(&app, "agents").await;
+    assert_ne!(table_oid(&app).await, table_before);
     let (v,): (i32,) =
         sqlx::query_as("SELECT version FROM projection_versions WHERE name = 'agents'")
             .fetch_one(&app.db.pool)

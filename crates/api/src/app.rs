@@ -125,6 +125,7 @@ impl Application {
             projectors: views,
             migrated: AtomicBool::new(false),
             log_paired: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
             log_mismatch: std::sync::Mutex::new(None),
             provisioned: AtomicBool::new(false),
             started: Instant::now(),
@@ -309,13 +310,28 @@ async fn boot(
             return Vec::new();
         }
     }
-    let serve_commands = config.serve_nats_commands;
-    let (state_c, cancel_c) = (state.clone(), cancel.clone());
-    let commands = tokio::spawn(async move {
-        if serve_commands {
-            crate::nats_commands::serve(state_c, cancel_c).await;
+    let commands = if config.serve_nats_commands {
+        let slot = std::sync::Mutex::new(None);
+        let subscribed = with_backoff("subscribe to nats commands", &cancel, || async {
+            let subscription = crate::nats_commands::subscribe(&state).await?;
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(subscription);
+            }
+            Ok::<_, async_nats::SubscribeError>(())
+        })
+        .await;
+        match slot.into_inner().ok().flatten() {
+            Some(s) if subscribed => tokio::spawn(crate::nats_commands::serve(
+                state.clone(),
+                s,
+                cancel.clone(),
+            )),
+            _ => return Vec::new(),
         }
-    });
+    } else {
+        tokio::spawn(async {})
+    };
+    state.serving.store(true, Ordering::Release);
     projectors
         .into_iter()
         .map(|p| {

@@ -42,9 +42,11 @@ async fn readiness(state: &AppState) -> (bool, Value) {
     let migrated = state.is_migrated();
     let streams = state.is_provisioned();
     let paired = state.is_log_paired();
-    let mut ok = pg && nats && migrated && streams && paired;
+    let workers = state.serving.load(std::sync::atomic::Ordering::Acquire);
+    let mut ok = pg && nats && migrated && streams && paired && workers;
     let mut body = json!({"status": "", "checks": {
-        "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired}});
+        "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired,
+        "workers": workers}});
     if let Some(max) = state.ready_max_lag {
         let (_, standings) = crate::projections::standings(state).await;
         let lagging: Vec<&str> = standings

@@ -42,16 +42,21 @@ const ACTIONS: &[&str] = &[
     "comment.delete",
 ];
 
+/// Subscribe to the command subjects (before `serve` reports ready, so no request meets
+/// "no responders").
+pub async fn subscribe(
+    state: &AppState,
+) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+    state.nats.queue_subscribe(SUBJECT, QUEUE.to_owned()).await
+}
+
 /// Serve commands until cancelled. Each message is handled in its own task; a bad one gets an
 /// error reply and never stops the loop.
-pub async fn serve(state: AppState, cancel: CancellationToken) {
-    let mut subscription = match state.nats.queue_subscribe(SUBJECT, QUEUE.to_owned()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot subscribe to nats commands");
-            return;
-        }
-    };
+pub async fn serve(
+    state: AppState,
+    mut subscription: async_nats::Subscriber,
+    cancel: CancellationToken,
+) {
     tracing::info!(subject = SUBJECT, "nats command service started");
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {

@@ -21,7 +21,7 @@ async fn rebuild(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    start(&state, &name)?;
+    start(&state, &name).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(
@@ -30,8 +30,9 @@ async fn rebuild(
     ))
 }
 
-/// Start a rebuild of `name` in the background (at most one per projection per process).
-pub fn start(state: &AppState, name: &str) -> Result<(), ApiError> {
+/// Start a rebuild of `name` in the background (at most one per projection per process). The
+/// shadow and the rebuild row exist when this returns, so progress is visible at once.
+pub async fn start(state: &AppState, name: &str) -> Result<(), ApiError> {
     let projection = all_projections(&state.agents)
         .into_iter()
         .find(|p| p.name() == name)
@@ -54,6 +55,12 @@ pub fn start(state: &AppState, name: &str) -> Result<(), ApiError> {
         if !running.insert(name) {
             return Err(ApiError::AlreadyExists { what: "rebuild" });
         }
+    }
+    if let Err(e) = rebuild.begin().await {
+        if let Ok(mut running) = state.rebuilding.lock() {
+            running.remove(name);
+        }
+        return Err(ApiError::Unavailable(e.to_string()));
     }
     let state = state.clone();
     tokio::spawn(async move {
@@ -101,7 +108,7 @@ pub async fn at_start(state: &AppState) -> Result<(), String> {
                 resuming = pending.is_some(),
                 "rebuilding at start"
             );
-            if let Err(e) = start(state, name) {
+            if let Err(e) = start(state, name).await {
                 tracing::warn!(projection = name, error = ?e, "cannot start rebuild");
             }
         }

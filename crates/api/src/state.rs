@@ -58,6 +58,8 @@ pub struct Inner {
     pub provisioned: AtomicBool,
     /// The database is paired with the connected `MC_EVENTS` (see ARCHITECTURE.md).
     pub log_paired: AtomicBool,
+    /// Boot finished: projectors and the NATS command service are running.
+    pub serving: AtomicBool,
     /// Why it is not: the database mirrors another event log.
     pub log_mismatch: Mutex<Option<String>>,
     pub started: Instant,

@@ -52,12 +52,11 @@ pub async fn seed(nats_url: &str, events: u64) -> anyhow::Result<()> {
     while let Some(result) = appends.next().await {
         result?;
         done += 1;
-        if done % 10_000 == 0 {
-            eprint!("\rappended {done}/{events}");
+        if done.is_multiple_of(100_000) {
+            eprintln!("appended {done}/{events}");
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!();
     println!(
         "appended {done} events in {secs:.1} s ({:.0} events/s); log head {}",
         done as f64 / secs,

@@ -308,25 +308,37 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     tokio::spawn(signal(cancel.clone()));
     let started = std::time::Instant::now();
+    // A live bar on a terminal; a line every 10 % otherwise (logs, CI).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_decile = None;
     let result = rebuild
         .run(&cancel, |p| {
             let percent = if p.head == 0 {
                 100.0
             } else {
-                p.position as f64 * 100.0 / p.head as f64
+                (p.position as f64 * 100.0 / p.head as f64).min(100.0)
             };
-            let filled = (percent / 5.0) as usize;
+            let decile = (percent / 10.0) as u32;
+            if !tty && last_decile == Some(decile) {
+                return;
+            }
+            last_decile = Some(decile);
             let eta = p.eta_seconds.map_or("?".to_owned(), |s| format!("{s:.0}s"));
-            eprint!(
-                "\r{} [{:<20}] {:>5.1}% {}/{} events, {:.0} ev/s, ETA {}   ",
+            let line = format!(
+                "{} [{:<20}] {:>5.1}% {}/{} events, {:.0} ev/s, ETA {}",
                 args.name,
-                "#".repeat(filled.min(20)),
-                percent.min(100.0),
+                "#".repeat(((percent / 5.0) as usize).min(20)),
+                percent,
                 p.position,
                 p.head,
                 p.events_per_second,
                 eta
             );
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
         })
         .await;
     eprintln!();

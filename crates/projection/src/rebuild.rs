@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 /// Gap the swap transaction closes itself (live ahead of the shadow); above it, the shadow
 /// projector runs longer first.
 const MAX_CATCH_UP_IN_SWAP: u64 = 5_000;
+/// The shadow stops following and swaps once it is this close to the head.
+const SWAP_WHEN_WITHIN: u64 = 500;
 const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
@@ -298,7 +300,9 @@ impl Rebuild {
                     events_per_second: rate,
                     eta_seconds: (rate > 0.0).then(|| target.saturating_sub(at) as f64 / rate),
                 });
-                if at >= target {
+                // Close enough: the swap transaction applies the rest itself (under a steady
+                // write load the shadow would otherwise chase a moving head forever).
+                if target.saturating_sub(at) <= SWAP_WHEN_WITHIN {
                     break;
                 }
                 if task.is_finished() || cancel.is_cancelled() {

@@ -7,7 +7,7 @@ use crate::checkpoint::{
 use crate::{ApplyError, Projection};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::Context;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use mc_eventlog::{streams, Commit, RecordedCommit};
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const MAX_BATCH: usize = 1_000;
+/// How long a batch waits for one more message before it is applied.
+const BATCH_LINGER: Duration = Duration::from_millis(2);
 
 const APPLIED: &str = "mc_projection_events_applied_total";
 const APPLIED_HELP: &str = "Events applied by a projection.";
@@ -249,9 +251,11 @@ impl Projector {
                 if batch.len() >= MAX_BATCH {
                     break;
                 }
-                match messages.next().now_or_never() {
-                    Some(m) => next = m,
-                    None => break,
+                // Take what is buffered; when catching up, wait a moment for the next pull
+                // to arrive rather than committing many small batches.
+                match tokio::time::timeout(BATCH_LINGER, messages.next()).await {
+                    Ok(m) => next = m,
+                    Err(_) => break,
                 }
             }
             if let Some(position) = continue_after {
