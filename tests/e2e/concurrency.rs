@@ -79,3 +79,38 @@ async fn patches_without_if_match_all_land_by_retrying() {
         "versions are dense and ordered"
     );
 }
+
+#[tokio::test]
+async fn creating_an_existing_aggregate_is_refused_even_though_creation_skips_the_load() {
+    use mc_commands::{CommandContext, CommandError, Handler, MissionService, NewMission};
+    use mc_domain::ids::MissionId;
+    use mc_domain::values::{Metadata, MissionDescription, Title};
+    let app = TestApp::spawn().await;
+    let service = MissionService::new(Handler::new(mc_eventlog::EventLog::new(
+        app.nats.client().await,
+    )));
+    let mission = NewMission {
+        id: MissionId::from_uuid(uuid::Uuid::now_v7()),
+        title: Title::parse("twice", "title").unwrap(),
+        description: MissionDescription::default(),
+        priority: Default::default(),
+        metadata: Metadata::default(),
+        agent_id: None,
+    };
+    let first = service
+        .create(&CommandContext::new("test", None), mission.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.version, 1);
+    let again = service
+        .create(&CommandContext::new("test", None), mission)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            again,
+            CommandError::Domain(mc_domain::DomainError::AlreadyExists { .. })
+        ),
+        "{again:?}"
+    );
+}

@@ -211,7 +211,13 @@ impl Handler {
     {
         let mut expected = 0;
         for attempt in 0..MAX_ATTEMPTS {
-            let (mut root, last_seq) = self.load::<A>(id, attempt > 0).await?;
+            // A command that creates an aggregate (`MustBe(0)`) first assumes the id is new:
+            // the append's expected sequence 0 proves it, and a conflict reloads.
+            let (mut root, last_seq) = if attempt == 0 && check == Check::MustBe(0) {
+                (Root::<A>::default(), 0)
+            } else {
+                self.load::<A>(id, attempt > 0).await?
+            };
             root.check(check).map_err(CommandError::Precondition)?;
             let base_version = root.version();
             for command in commands {
