@@ -41,7 +41,7 @@ wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench/register-agents.lua "
 
 start=$(date +%s.%N)
 while :; do
-  lag=$(curl -s "http://127.0.0.1:$http_port/health/detailed" | python3 -c 'import sys,json;d=json.load(sys.stdin);print(max(p["lag"] or 0 for p in d["projections"]))')
+  lag=$(curl -s "http://127.0.0.1:$http_port/health/detailed" | python3 -c 'import sys,json;d=json.load(sys.stdin);print(max(p["lagEvents"] or 0 for p in d["projections"]))')
   [[ $lag == 0 ]] && break
   sleep 0.1
 done
