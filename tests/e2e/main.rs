@@ -6,6 +6,7 @@ mod audit;
 mod comments;
 mod concurrency;
 mod helpers;
+mod idempotency;
 mod kill;
 mod missions;
 mod nats_commands;

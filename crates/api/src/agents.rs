@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::CommandContext;
 use mc_domain::agent::{AgentStatus, RegisterAgent, UpdateAgent};
 use mc_domain::ids::AgentId;
 use mc_domain::values::{Capabilities, Description, Metadata, Name};
@@ -76,7 +75,10 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let cmd = parse_register(body)?;
     let id = cmd.id;
-    let ctx = CommandContext::new(actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.agents.register(&ctx, cmd).await?;
     Ok(respond::command(
         StatusCode::CREATED,
@@ -139,7 +141,10 @@ async fn update(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let (cmd, reason) = parse_update(body)?;
-    let ctx = CommandContext::new(actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = match (reason, cmd.status) {
         // A status with its reason and nothing else is a status change with that reason.
         (Some(reason), Some(status))
@@ -171,7 +176,10 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = CommandContext::new(actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.agents.remove(&ctx, id, check).await?;
     Ok(respond::command(StatusCode::OK, id, &done, None))
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::{CommandContext, NewComment};
+use mc_commands::NewComment;
 use mc_domain::comment::CommentType;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
 use mc_domain::values::{Content, Metadata};
@@ -109,7 +109,10 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let comment = parse_create(body)?;
     let id = comment.id;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.comments.post(&ctx, comment).await?;
     Ok(respond::command(
         StatusCode::CREATED,
@@ -128,7 +131,10 @@ async fn edit(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let e = parse_edit(body)?;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state
         .comments
         .edit(&ctx, id, check, e.content, e.comment_type, e.metadata)
@@ -143,7 +149,10 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.comments.delete(&ctx, id, check).await?;
     Ok(respond::command(StatusCode::OK, id, &done, None))
 }

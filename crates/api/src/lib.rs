@@ -10,6 +10,7 @@ mod audit;
 mod comments;
 pub mod extract;
 mod health;
+pub mod idempotency;
 mod missions;
 pub mod nats_commands;
 pub mod problem;

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use mc_commands::{CommandContext, MissionChanges, NewMission};
+use mc_commands::{MissionChanges, NewMission};
 use mc_domain::ids::{AgentId, MissionId};
 use mc_domain::mission::{MissionStatus, Priority, UpdateMission};
 use mc_domain::values::{Metadata, MissionDescription, Progress, Title};
@@ -126,7 +126,10 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let mission = parse_create(body)?;
     let id = mission.id;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.missions.create(&ctx, mission).await?;
     Ok(respond::command(
         StatusCode::CREATED,
@@ -145,7 +148,10 @@ async fn change(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let changes = parse_change(body)?;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.missions.change(&ctx, id, check, changes).await?;
     Ok(respond::command(StatusCode::OK, id, &done, None))
 }
@@ -157,7 +163,10 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = CommandContext::new(crate::agents::actor(&headers), None);
+    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
     let done = state.missions.delete(&ctx, id, check).await?;
     Ok(respond::command(StatusCode::OK, id, &done, None))
 }

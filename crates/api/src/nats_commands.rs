@@ -114,6 +114,8 @@ struct Envelope {
     check: Check,
     ctx: CommandContext,
     rest: Value,
+    /// The client gave a `commandId`: a retry may find its earlier outcome.
+    replayable: bool,
 }
 
 fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
@@ -161,6 +163,7 @@ fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
     Ok(Envelope {
         id,
         check,
+        replayable: command_id.is_some(),
         ctx: CommandContext::new(actor, command_id),
         rest: Value::Object(map),
     })
@@ -208,7 +211,15 @@ async fn dispatch(state: &AppState, action: &str, payload: &[u8]) -> Result<Valu
         check,
         ctx,
         rest,
+        replayable,
     } = envelope(payload)?;
+    if replayable {
+        if let Some(prev) = crate::idempotency::previous(state, ctx.command_id).await? {
+            let mut body = prev.body();
+            body["ok"] = json!(true);
+            return Ok(body);
+        }
+    }
     match action {
         "agent.register" => {
             let cmd = agents::parse_register(parse_value(rest)?)?;
