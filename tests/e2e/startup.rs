@@ -220,6 +220,25 @@ async fn project_role_and_api_only_role_split_the_work() {
         .unwrap();
     assert!(r.headers().get("mc-stale").is_none());
     assert_eq!(r.json::<Value>().await.unwrap()["name"], "split");
+    // The API-only process reports the projections the other process runs.
+    let body: Value = http
+        .get(format!("{base}/api/v1/projections"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agents = body["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "agents")
+        .unwrap()
+        .clone();
+    assert_eq!(agents["state"], "elsewhere");
+    assert!(agents["position"].as_u64().unwrap() >= pos, "{agents}");
+    assert_eq!(body["projections"].as_array().unwrap().len(), 5);
     shutdown.cancel();
     server.await.unwrap().unwrap();
     project.kill().unwrap();

@@ -43,7 +43,19 @@ pub struct Standing {
     pub rebuild: Option<Value>,
 }
 
-/// The log head (if NATS answers) and every in-process projector's standing.
+/// What is known of one projector before lag is computed.
+struct Entry {
+    name: &'static str,
+    version: u32,
+    subjects: &'static [&'static str],
+    tables: &'static [&'static str],
+    position: u64,
+    state: &'static str,
+    error: Option<String>,
+}
+
+/// The log head (if NATS answers) and every projector's standing: this process's, or in an
+/// API-only process every registered projection as the checkpoint table tells.
 pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
     let head = tokio::time::timeout(QUERY_TIMEOUT, state.log.head())
         .await
@@ -58,22 +70,53 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
             .ok(),
         None => None,
     };
-    let mut out = Vec::with_capacity(state.projectors.len());
-    for p in &state.projectors {
-        let position = *p.position.borrow();
-        let status = p
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(ProjectorStatus::Starting);
-        let (state_name, error) = match status {
-            ProjectorStatus::Starting => ("starting", None),
-            ProjectorStatus::Running => ("running", None),
-            ProjectorStatus::Stopped => ("stopped", None),
-            ProjectorStatus::Failed { position, error } => {
-                ("failed", Some(format!("at position {position}: {error}")))
+    // Projectors of this process, or (API-only process) the registry with positions from the
+    // checkpoint table and their state unknown here.
+    let mut entries: Vec<Entry> = state
+        .projectors
+        .iter()
+        .map(|p| {
+            let status = p
+                .status
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or(ProjectorStatus::Starting);
+            let (state_name, error) = match status {
+                ProjectorStatus::Starting => ("starting", None),
+                ProjectorStatus::Running => ("running", None),
+                ProjectorStatus::Stopped => ("stopped", None),
+                ProjectorStatus::Failed { position, error } => {
+                    ("failed", Some(format!("at position {position}: {error}")))
+                }
+            };
+            Entry {
+                name: p.name,
+                version: p.version,
+                subjects: p.subjects,
+                tables: p.tables,
+                position: *p.position.borrow(),
+                state: state_name,
+                error,
             }
-        };
+        })
+        .collect();
+    if entries.is_empty() {
+        for p in crate::app::all_projections(&state.agents) {
+            entries.push(Entry {
+                name: p.name(),
+                version: p.version(),
+                subjects: p.subjects(),
+                tables: p.tables(),
+                position: state.positions.current(p.name()).await.unwrap_or(0),
+                state: "elsewhere",
+                error: None,
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for p in entries {
+        let position = p.position;
+        let (state_name, error) = (p.state, p.error);
         let lag_events = head.map(|h| h.saturating_sub(position));
         let mut lag_seconds = lag_events.map(|_| 0.0);
         if let (Some(lag), Some(stream)) = (lag_events, &stream) {
