@@ -10,6 +10,7 @@ pub mod comment;
 pub mod error;
 pub mod ids;
 pub mod mission;
+pub mod spacecraft;
 pub mod values;
 
 pub use aggregate::{Aggregate, Check, ConflictError, Root};
