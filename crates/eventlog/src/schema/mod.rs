@@ -7,6 +7,7 @@
 mod agent;
 mod comment;
 mod mission;
+mod spacecraft;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -56,8 +57,18 @@ pub struct Registry<'a> {
 impl Registry<'static> {
     /// The schema of this build.
     pub const CURRENT: Self = Self {
-        versions: &[agent::VERSIONS, mission::VERSIONS, comment::VERSIONS],
-        upcasters: &[agent::UPCASTERS, mission::UPCASTERS, comment::UPCASTERS],
+        versions: &[
+            agent::VERSIONS,
+            mission::VERSIONS,
+            comment::VERSIONS,
+            spacecraft::VERSIONS,
+        ],
+        upcasters: &[
+            agent::UPCASTERS,
+            mission::UPCASTERS,
+            comment::UPCASTERS,
+            spacecraft::UPCASTERS,
+        ],
     };
 }
 
