@@ -8,6 +8,7 @@ pub mod archive;
 pub mod audit;
 pub mod comments;
 pub mod missions;
+pub mod spacecraft;
 mod support;
 
 use mc_projection::Projection;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(agents::Agents),
         Arc::new(missions::Missions),
         Arc::new(comments::Comments),
+        Arc::new(spacecraft::SpacecraftRegistry),
     ]
 }
 
@@ -65,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "projection rebuilds",
         include_str!("../../migrations/0008_projection_rebuilds.sql"),
+    ),
+    (
+        9,
+        "spacecraft",
+        include_str!("../../migrations/0009_spacecraft.sql"),
     ),
 ];
 

@@ -14,4 +14,5 @@ mod process_manager;
 mod projections;
 mod projector;
 mod rebuild;
+mod spacecraft;
 mod startup;

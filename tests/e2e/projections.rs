@@ -69,6 +69,7 @@ async fn projections_report_positions_lag_and_metrics() {
         "agents",
         "missions",
         "comments",
+        "spacecraft",
         "agent-status-manager",
     ] {
         app.wait_projection(name, head).await;
@@ -88,6 +89,7 @@ async fn projections_report_positions_lag_and_metrics() {
             "agents",
             "missions",
             "comments",
+            "spacecraft",
             "agent-status-manager"
         ]
     );

@@ -4,7 +4,9 @@
 
 use crate::state::{AppState, Config, Inner, ProjectorView};
 use async_nats::ServerAddr;
-use mc_commands::{AgentService, CommentService, Handler, MissionService, NameRegistry};
+use mc_commands::{
+    AgentService, CommentService, Handler, MissionService, NameRegistry, SpacecraftService,
+};
 use mc_eventlog::streams::{self, ProvisionOptions};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, Projector};
@@ -90,7 +92,8 @@ impl Application {
         let handler = Handler::new(log.clone());
         let agents = AgentService::new(handler.clone(), NameRegistry::new(log.jetstream().clone()));
         let missions = MissionService::new(handler.clone());
-        let comments = CommentService::new(handler);
+        let comments = CommentService::new(handler.clone());
+        let spacecraft = SpacecraftService::new(handler);
         let projectors: Vec<Projector> = if config.run_projectors {
             all_projections(&agents)
                 .into_iter()
@@ -122,6 +125,7 @@ impl Application {
             agents,
             missions,
             comments,
+            spacecraft,
             projectors: views,
             migrated: AtomicBool::new(false),
             log_paired: AtomicBool::new(false),

@@ -18,6 +18,7 @@ pub mod projections;
 pub mod read;
 mod rebuilds;
 mod respond;
+mod spacecraft;
 mod state;
 
 pub use app::{all_projections, nats_addrs, Application};
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::routes())
         .merge(missions::routes())
         .merge(comments::routes())
+        .merge(spacecraft::routes())
         .merge(audit::routes())
         .merge(projections::routes())
         .merge(rebuilds::routes());

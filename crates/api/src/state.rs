@@ -1,6 +1,6 @@
 //! Shared state of the HTTP handlers and the configuration of the server.
 
-use mc_commands::{AgentService, CommentService, MissionService};
+use mc_commands::{AgentService, CommentService, MissionService, SpacecraftService};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, ProjectorStatus};
 use sqlx::PgPool;
@@ -52,6 +52,7 @@ pub struct Inner {
     pub agents: AgentService,
     pub missions: MissionService,
     pub comments: CommentService,
+    pub spacecraft: SpacecraftService,
     pub positions: Positions,
     pub projectors: Vec<ProjectorView>,
     pub migrated: AtomicBool,

@@ -11,6 +11,7 @@ mod handler;
 mod missions;
 mod names;
 mod refs;
+mod spacecraft;
 
 pub use agents::AgentService;
 pub use comments::{CommentService, NewComment};
@@ -18,3 +19,4 @@ pub use error::CommandError;
 pub use handler::{CommandContext, Executed, Handler};
 pub use missions::{MissionChanges, MissionService, NewMission};
 pub use names::NameRegistry;
+pub use spacecraft::SpacecraftService;
