@@ -34,6 +34,8 @@ pub enum OwnerState {
 #[derive(Clone)]
 pub struct NameRegistry {
     js: Context,
+    /// The bucket handle, looked up once (a lookup is a JetStream round trip).
+    store: std::sync::Arc<tokio::sync::OnceCell<Store>>,
 }
 
 /// Case-insensitive key: `<scope>.<hex of the lowercased name>` (KV keys allow few characters).
@@ -53,14 +55,22 @@ fn unavailable(e: impl std::fmt::Display) -> CommandError {
 
 impl NameRegistry {
     pub fn new(js: Context) -> Self {
-        Self { js }
+        Self {
+            js,
+            store: std::sync::Arc::default(),
+        }
     }
 
     async fn store(&self) -> Result<Store, CommandError> {
-        self.js
-            .get_key_value(NAMES_BUCKET)
+        self.store
+            .get_or_try_init(|| async {
+                self.js
+                    .get_key_value(NAMES_BUCKET)
+                    .await
+                    .map_err(unavailable)
+            })
             .await
-            .map_err(unavailable)
+            .cloned()
     }
 
     /// Reserve `name` for `owner`. `owner_state` tells whether an existing reservation's owner
