@@ -147,3 +147,13 @@ pub fn spawn_binary(nats_url: &str, database_url: &str, http_addr: &str) -> Chil
         .spawn()
         .expect("spawn mission-control")
 }
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -69,7 +69,7 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
 
     eprintln!("acknowledged before kill -9: {} of {TOTAL}", acked.len());
     // Restart on the same NATS and database; it resumes from its checkpoints.
-    let mut restarted = spawn_binary(&nats.url(), db.url(), &addr);
+    let _restarted = crate::helpers::KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
     wait_ready(&http, &base).await;
     let head = EventLog::new(nats.client().await).head().await.unwrap();
     assert!(head as usize >= acked.len());
@@ -129,8 +129,6 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    restarted.kill().unwrap();
-    restarted.wait().unwrap();
 }
 
 #[tokio::test]

@@ -165,14 +165,16 @@ async fn project_role_and_api_only_role_split_the_work() {
     let http = reqwest::Client::new();
     // Projectors in their own process (`mission-control project`).
     let addr = format!("127.0.0.1:{}", mc_test_support::free_port());
-    let mut project = std::process::Command::new(env!("CARGO_BIN_EXE_mission-control"))
-        .arg("project")
-        .env("MC_NATS_URL", nats.url())
-        .env("MC_DATABASE_URL", db.url())
-        .env("MC_HTTP_ADDR", &addr)
-        .env("MC_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let _project = crate::helpers::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mission-control"))
+            .arg("project")
+            .env("MC_NATS_URL", nats.url())
+            .env("MC_DATABASE_URL", db.url())
+            .env("MC_HTTP_ADDR", &addr)
+            .env("MC_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
     wait_ready(&http, &format!("http://{addr}")).await;
     assert_eq!(
         http.get(format!("http://{addr}/api/v1/agents"))
@@ -241,6 +243,4 @@ async fn project_role_and_api_only_role_split_the_work() {
     assert_eq!(body["projections"].as_array().unwrap().len(), 6);
     shutdown.cancel();
     server.await.unwrap().unwrap();
-    project.kill().unwrap();
-    project.wait().unwrap();
 }
