@@ -66,7 +66,7 @@ fn rows(commits: &[RecordedCommit]) -> Vec<ArchivedEvent> {
 /// One multi-row insert per batch (UNNEST of column arrays). The projector's checkpoint lock
 /// serialises batches, so the last row read here is the chain's head.
 async fn insert(tx: &mut PgConnection, commits: &[RecordedCommit]) -> Result<(), ApplyError> {
-    let rows = rows(commits);
+    let mut rows = rows(commits);
     let last: Option<(Vec<u8>,)> =
         sqlx::query_as("SELECT hash FROM events ORDER BY position DESC, event_index DESC LIMIT 1")
             .fetch_optional(&mut *tx)
@@ -78,6 +78,15 @@ async fn insert(tx: &mut PgConnection, commits: &[RecordedCommit]) -> Result<(),
         previous.clone_from(&hash);
         hashes.push(hash);
     }
+    // Hashed: the JSON values can move into their columns instead of being copied.
+    let payloads: Vec<_> = rows
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.payload))
+        .collect();
+    let metadata: Vec<_> = rows
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.metadata))
+        .collect();
     let col = |f: fn(&ArchivedEvent) -> i64| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO events (position, event_index, event_id, aggregate_type, aggregate_id, \
@@ -94,8 +103,8 @@ async fn insert(tx: &mut PgConnection, commits: &[RecordedCommit]) -> Result<(),
     .bind(col(|r| r.aggregate_version))
     .bind(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+    .bind(&payloads)
+    .bind(&metadata)
     .bind(rows.iter().map(|r| r.command_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .bind(&hashes)

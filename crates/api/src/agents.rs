@@ -211,7 +211,7 @@ async fn list(
     q.finish()?;
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, status, page.cursor, page.fetch()).await?;
-    Ok(freshness.wrap(Json(page.render(items, |a| a.id))))
+    Ok(freshness.wrap(Json(page.render(items, |a| a.id.to_string()))))
 }
 
 impl respond::Versioned for model::AgentRow {

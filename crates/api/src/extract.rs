@@ -88,11 +88,11 @@ impl Page {
     pub fn render<T: serde::Serialize>(
         &self,
         mut items: Vec<T>,
-        id: impl Fn(&T) -> uuid::Uuid,
+        cursor_of: impl Fn(&T) -> String,
     ) -> serde_json::Value {
         let next = if items.len() > self.limit as usize {
             items.truncate(self.limit as usize);
-            items.last().map(|t| id(t).to_string())
+            items.last().map(cursor_of)
         } else {
             None
         };

@@ -37,7 +37,11 @@ fn nats_ok(state: &AppState) -> bool {
 }
 
 async fn readiness(state: &AppState) -> (bool, Value) {
-    let (pg, _) = postgres_ok(state).await;
+    readiness_with(state, postgres_ok(state).await.0).await
+}
+
+/// Readiness given the outcome of the Postgres check (so `/health/detailed` runs it once).
+async fn readiness_with(state: &AppState, pg: bool) -> (bool, Value) {
     let nats = nats_ok(state);
     let migrated = state.is_migrated();
     let streams = state.is_provisioned();
@@ -89,8 +93,8 @@ fn rss_bytes() -> Option<u64> {
 }
 
 async fn detailed(State(state): State<AppState>) -> Response {
-    let (ok, readiness) = readiness(&state).await;
-    let (_, pg_latency) = postgres_ok(&state).await;
+    let (pg, pg_latency) = postgres_ok(&state).await;
+    let (ok, readiness) = readiness_with(&state, pg).await;
     let (head, projections) = crate::projections::standings(&state).await;
     let body = json!({
         "status": readiness["status"],

@@ -231,7 +231,7 @@ async fn list(
     q.finish()?;
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, &filter, page.cursor, page.fetch()).await?;
-    Ok(freshness.wrap(Json(page.render(items, |m| m.id))))
+    Ok(freshness.wrap(Json(page.render(items, |m| m.id.to_string()))))
 }
 
 impl respond::Versioned for model::MissionRow {

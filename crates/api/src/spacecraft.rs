@@ -1,7 +1,7 @@
 //! `/api/v1/spacecraft`: register, list, get, and the per-parameter limits
 //! (`GET/PUT /spacecraft/{id}/config`), each set in force from its effective time.
 
-use crate::extract::{if_match, Body, Fields, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::extract::{if_match, Body, Fields, Page, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
@@ -201,19 +201,17 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let mut q = QueryParams::new(params);
-    let limit = q.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
-    let cursor = q.str("cursor").map(str::to_owned);
-    let min_position = q.min_position();
-    q.finish()?;
-    let freshness = read::wait(&state, model::NAME, min_position).await?;
-    let mut items = model::list(&state.pool, cursor.as_deref(), limit as i64 + 1).await?;
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|s| s.id.clone())
-    } else {
-        None
+    // Spacecraft ids are text: the cursor is the last id itself, not a uuid.
+    let page = Page {
+        limit: q.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT),
+        cursor: None,
+        min_position: q.min_position(),
     };
-    Ok(freshness.wrap(Json(json!({"items": items, "nextCursor": next}))))
+    let cursor = q.str("cursor").map(str::to_owned);
+    q.finish()?;
+    let freshness = read::wait(&state, model::NAME, page.min_position).await?;
+    let items = model::list(&state.pool, cursor.as_deref(), page.fetch()).await?;
+    Ok(freshness.wrap(Json(page.render(items, |s| s.id.clone()))))
 }
 
 impl respond::Versioned for model::SpacecraftRow {
