@@ -4,6 +4,7 @@
 //! the projector's batch transaction; the API only reads them.
 
 pub mod agents;
+pub mod alarms;
 pub mod archive;
 pub mod audit;
 pub mod comments;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(missions::Missions),
         Arc::new(comments::Comments),
         Arc::new(spacecraft::SpacecraftRegistry),
+        Arc::new(alarms::Alarms),
     ]
 }
 
@@ -72,6 +74,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "spacecraft",
         include_str!("../../migrations/0009_spacecraft.sql"),
+    ),
+    (
+        10,
+        "telemetry",
+        include_str!("../../migrations/0010_telemetry.sql"),
+    ),
+    (
+        11,
+        "alarms",
+        include_str!("../../migrations/0011_alarms.sql"),
     ),
 ];
 

@@ -32,6 +32,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         migrate_on_start: true,
         skip_poison: Vec::new(),
         ready_max_lag: None,
+        telemetry: mc_telemetry::TelemetryConfig::default(),
     }
 }
 

@@ -16,3 +16,6 @@ mod projector;
 mod rebuild;
 mod spacecraft;
 mod startup;
+mod telemetry;
+mod telemetry_alarms;
+mod telemetry_kill;

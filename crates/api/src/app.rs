@@ -5,11 +5,13 @@
 use crate::state::{AppState, Config, Inner, ProjectorView};
 use async_nats::ServerAddr;
 use mc_commands::{
-    AgentService, CommentService, Handler, MissionService, NameRegistry, SpacecraftService,
+    AgentService, AlarmService, CommentService, Handler, MissionService, NameRegistry,
+    SpacecraftService,
 };
 use mc_eventlog::streams::{self, ProvisionOptions};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, Projector};
+use mc_telemetry::TelemetryConsumer;
 use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,6 +42,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     projectors: Vec<Projector>,
+    telemetry: Vec<TelemetryConsumer>,
     config: Config,
 }
 
@@ -93,7 +96,8 @@ impl Application {
         let agents = AgentService::new(handler.clone(), NameRegistry::new(log.jetstream().clone()));
         let missions = MissionService::new(handler.clone());
         let comments = CommentService::new(handler.clone());
-        let spacecraft = SpacecraftService::new(handler);
+        let spacecraft = SpacecraftService::new(handler.clone());
+        let alarms = AlarmService::new(handler);
         let projectors: Vec<Projector> = if config.run_projectors {
             all_projections(&agents)
                 .into_iter()
@@ -116,7 +120,24 @@ impl Application {
                 position: p.subscribe(),
             })
             .collect();
-        let local: HashMap<_, _> = views.iter().map(|v| (v.name, v.position.clone())).collect();
+        let telemetry: Vec<TelemetryConsumer> = if config.run_projectors {
+            mc_telemetry::consumers(
+                &pool,
+                log.jetstream(),
+                &spacecraft,
+                &alarms,
+                config.telemetry,
+            )
+        } else {
+            Vec::new()
+        };
+        let mut local: HashMap<_, _> = views.iter().map(|v| (v.name, v.position.clone())).collect();
+        local.extend(telemetry.iter().map(|t| (t.name(), t.subscribe())));
+        let telemetry_registry = mc_telemetry::Registry::new(
+            pool.clone(),
+            spacecraft.clone(),
+            config.telemetry.unknown_spacecraft,
+        );
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,
@@ -126,6 +147,9 @@ impl Application {
             missions,
             comments,
             spacecraft,
+            alarms,
+            telemetry: config.telemetry,
+            telemetry_registry,
             projectors: views,
             migrated: AtomicBool::new(false),
             log_paired: AtomicBool::new(false),
@@ -143,6 +167,7 @@ impl Application {
             listener,
             state,
             projectors,
+            telemetry,
             config,
         })
     }
@@ -162,11 +187,20 @@ impl Application {
             listener,
             state,
             projectors,
+            telemetry,
             config,
         } = self;
         let workers = shutdown.child_token();
         let state_for_shutdown = state.clone();
-        let boot = tokio::spawn(boot(state.clone(), projectors, config, workers.clone()));
+        let boot = tokio::spawn(boot(
+            state.clone(),
+            Workers {
+                projectors,
+                telemetry,
+            },
+            config,
+            workers.clone(),
+        ));
         tracing::info!(addr = %listener.local_addr()?, "http server listening");
         let served = axum::serve(listener, crate::router(state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -234,12 +268,22 @@ async fn check_identity(state: &AppState) -> Result<Result<(), String>, String> 
 }
 
 /// Migrate, provision, then start the projectors. Returns their task handles.
+/// The background workers `boot` starts once the server is ready.
+struct Workers {
+    projectors: Vec<Projector>,
+    telemetry: Vec<TelemetryConsumer>,
+}
+
 async fn boot(
     state: AppState,
-    projectors: Vec<Projector>,
+    workers: Workers,
     config: Config,
     cancel: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let Workers {
+        projectors,
+        telemetry,
+    } = workers;
     let migrated = with_backoff("migrate", &cancel, || async {
         if config.migrate_on_start {
             return mc_projections::migrator().run(&state.pool).await.map_err(|e| e.to_string());
@@ -336,6 +380,20 @@ async fn boot(
         tokio::spawn(async {})
     };
     state.serving.store(true, Ordering::Release);
+    let sweepers = if config.run_projectors {
+        vec![
+            tokio::spawn(
+                mc_telemetry::stale::StaleSweeper::new(state.pool.clone(), state.alarms.clone())
+                    .run(cancel.clone()),
+            ),
+            tokio::spawn(
+                mc_processes::ShelveExpiry::new(state.pool.clone(), state.alarms.clone())
+                    .run(cancel.clone()),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
     projectors
         .into_iter()
         .map(|p| {
@@ -346,6 +404,12 @@ async fn boot(
                 }
             })
         })
+        .chain(
+            telemetry
+                .into_iter()
+                .map(|t| tokio::spawn(t.run(cancel.clone()))),
+        )
+        .chain(sweepers)
         .chain(std::iter::once(commands))
         .collect()
 }

@@ -5,6 +5,7 @@
 //! and render; errors leave through [`problem::ApiError`] as `application/problem+json`.
 
 mod agents;
+mod alarms;
 mod app;
 mod audit;
 mod comments;
@@ -20,6 +21,7 @@ mod rebuilds;
 mod respond;
 mod spacecraft;
 mod state;
+mod telemetry;
 
 pub use app::{all_projections, nats_addrs, Application};
 pub use state::{AppState, Config};
@@ -33,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .merge(missions::routes())
         .merge(comments::routes())
         .merge(spacecraft::routes())
+        .merge(telemetry::routes())
+        .merge(alarms::routes())
         .merge(audit::routes())
         .merge(projections::routes())
         .merge(rebuilds::routes());

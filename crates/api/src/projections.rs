@@ -160,6 +160,55 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
     (head, out)
 }
 
+/// A consumer of `MC_TELEMETRY` (positions are that stream's sequences).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryStanding {
+    pub name: &'static str,
+    pub stream: &'static str,
+    pub position: u64,
+    /// Messages in `MC_TELEMETRY` not consumed yet (`None` while NATS is unreachable).
+    pub lag_messages: Option<u64>,
+    /// Age of the oldest message not consumed yet.
+    pub lag_seconds: Option<f64>,
+}
+
+/// The telemetry stream's head and the standing of its consumers.
+pub async fn telemetry_standings(state: &AppState) -> (Option<u64>, Vec<TelemetryStanding>) {
+    let stream = tokio::time::timeout(
+        QUERY_TIMEOUT,
+        state.log.jetstream().get_stream(streams::TELEMETRY),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok);
+    let head = stream.as_ref().map(|s| s.cached_info().state.last_sequence);
+    let mut out = Vec::new();
+    for name in [mc_telemetry::STORE, mc_telemetry::ANOMALY] {
+        let position = state.positions.current(name).await.unwrap_or(0);
+        let lag_messages = head.map(|h| h.saturating_sub(position));
+        let mut lag_seconds = lag_messages.map(|_| 0.0);
+        if let (Some(lag), Some(stream)) = (lag_messages, &stream) {
+            if lag > 0 {
+                if let Ok(Ok(m)) =
+                    tokio::time::timeout(QUERY_TIMEOUT, stream.get_raw_message(position + 1)).await
+                {
+                    let age = time_now_nanos() - m.time.unix_timestamp_nanos();
+                    lag_seconds = Some((age.max(0) as f64) / 1e9);
+                }
+            }
+        }
+        out.push(TelemetryStanding {
+            name,
+            stream: streams::TELEMETRY,
+            position,
+            lag_messages,
+            lag_seconds,
+        });
+    }
+    (head, out)
+}
+
 fn time_now_nanos() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -185,9 +234,14 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(
-        json!({"streamHead": head, "projections": standings, "failures": failures}),
-    ))
+    let (telemetry_head, telemetry) = telemetry_standings(&state).await;
+    Ok(Json(json!({
+        "streamHead": head,
+        "projections": standings,
+        "failures": failures,
+        "telemetryHead": telemetry_head,
+        "telemetry": telemetry,
+    })))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -231,6 +285,23 @@ async fn metrics(State(state): State<AppState>) -> Response {
             &labels,
             failed,
         );
+    }
+    for t in telemetry_standings(&state).await.1 {
+        let labels = [("consumer", t.name)];
+        mc_metrics::gauge(
+            "mc_telemetry_consumer_position",
+            "Last MC_TELEMETRY sequence a telemetry consumer committed.",
+            &labels,
+            t.position as f64,
+        );
+        if let Some(lag) = t.lag_messages {
+            mc_metrics::gauge(
+                "mc_telemetry_consumer_lag_messages",
+                "MC_TELEMETRY messages a telemetry consumer has not committed.",
+                &labels,
+                lag as f64,
+            );
+        }
     }
     mc_metrics::gauge(
         "mc_uptime_seconds",

@@ -1,6 +1,6 @@
 //! Shared state of the HTTP handlers and the configuration of the server.
 
-use mc_commands::{AgentService, CommentService, MissionService, SpacecraftService};
+use mc_commands::{AgentService, AlarmService, CommentService, MissionService, SpacecraftService};
 use mc_eventlog::EventLog;
 use mc_projection::{Positions, ProjectorStatus};
 use sqlx::PgPool;
@@ -32,6 +32,8 @@ pub struct Config {
     pub skip_poison: Vec<String>,
     /// `/health/ready` fails while a projection lags more events than this.
     pub ready_max_lag: Option<u64>,
+    /// Telemetry ingest: the unknown-spacecraft policy and how far in the future a sample may be.
+    pub telemetry: mc_telemetry::TelemetryConfig,
 }
 
 /// A projector as the API reports it.
@@ -53,6 +55,9 @@ pub struct Inner {
     pub missions: MissionService,
     pub comments: CommentService,
     pub spacecraft: SpacecraftService,
+    pub alarms: AlarmService,
+    pub telemetry: mc_telemetry::TelemetryConfig,
+    pub telemetry_registry: mc_telemetry::Registry,
     pub positions: Positions,
     pub projectors: Vec<ProjectorView>,
     pub migrated: AtomicBool,

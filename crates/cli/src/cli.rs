@@ -44,6 +44,11 @@ enum Command {
     /// Benchmark helpers.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Telemetry: publish synthetic snapshots (producer and load generator), list, analyze.
+    Telemetry {
+        #[command(subcommand)]
+        command: crate::telemetry::TelemetryCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +135,13 @@ struct ServeArgs {
     /// `/health/ready` fails while any projection lags more than this many events.
     #[arg(long, env = "MC_READY_MAX_LAG")]
     ready_max_lag: Option<u64>,
+    /// Telemetry from a spacecraft nobody registered: `register` it (name = id) or `reject`
+    /// it (to the dead-letter stream over NATS, 422 over HTTP).
+    #[arg(long, env = "MC_TELEMETRY_UNKNOWN_SPACECRAFT", default_value = "register", value_parser = mc_telemetry::UnknownSpacecraft::parse)]
+    telemetry_unknown_spacecraft: mc_telemetry::UnknownSpacecraft,
+    /// How far past its receive time a sample's timestamp may be before it is refused.
+    #[arg(long, env = "MC_TELEMETRY_MAX_FUTURE_SECONDS", default_value_t = 300)]
+    telemetry_max_future_seconds: u32,
 }
 
 pub fn main() -> ExitCode {
@@ -155,6 +167,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Seed { events, nats_url }) => {
                 crate::bench::seed(&nats_url, events).await
             }
+            Command::Telemetry { command } => crate::telemetry::run(command).await,
         }
     });
     match result {
@@ -194,6 +207,10 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         migrate_on_start: !args.no_migrate,
         skip_poison: args.skip_poison,
         ready_max_lag: args.ready_max_lag,
+        telemetry: mc_telemetry::TelemetryConfig {
+            unknown_spacecraft: args.telemetry_unknown_spacecraft,
+            max_future_ms: i64::from(args.telemetry_max_future_seconds) * 1000,
+        },
     };
     let app = Application::build(config).await?;
     let shutdown = CancellationToken::new();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod telemetry;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -5,6 +5,7 @@
 //! touches Postgres. Read models learn of every change through projections.
 
 mod agents;
+mod alarms;
 mod comments;
 mod error;
 mod handler;
@@ -14,6 +15,7 @@ mod refs;
 mod spacecraft;
 
 pub use agents::AgentService;
+pub use alarms::AlarmService;
 pub use comments::{CommentService, NewComment};
 pub use error::CommandError;
 pub use handler::{CommandContext, Executed, Handler};

@@ -37,6 +37,13 @@ impl SpacecraftService {
             })
     }
 
+    /// Whether the event log holds a registration of `id` (authoritative; the read model may
+    /// lag behind it).
+    pub async fn exists(&self, id: &str) -> Result<bool, CommandError> {
+        let (root, _) = self.handler.load::<Spacecraft>(id, true).await?;
+        Ok(root.state().data().is_some())
+    }
+
     /// Replace the limits, in force from `effective_at` (epoch ms).
     pub async fn configure(
         &self,

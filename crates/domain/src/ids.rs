@@ -51,6 +51,22 @@ uuid_id!(
     /// A command, used for idempotency (`Nats-Msg-Id`).
     CommandId
 );
+uuid_id!(
+    /// An alarm: derived from its spacecraft, parameter and kind, so every process names the
+    /// same alarm the same way without a lookup.
+    AlarmId
+);
+
+/// Namespace of [`AlarmId::for_key`] (a fixed random uuid: changing it renames every alarm).
+const ALARM_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2d0e_8a4b_4f5e_9c3d_1b7a_2e4f_6a80);
+
+impl AlarmId {
+    /// The id of the alarm on `key`: UUID v5 of `<spacecraft>/<parameter>/<KIND>`.
+    pub fn for_key(key: &crate::alarm::AlarmKey) -> Self {
+        let name = format!("{}/{}/{}", key.spacecraft, key.parameter, key.kind);
+        Self(Uuid::new_v5(&ALARM_NAMESPACE, name.as_bytes()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

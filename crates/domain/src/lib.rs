@@ -6,11 +6,13 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod alarm;
 pub mod comment;
 pub mod error;
 pub mod ids;
 pub mod mission;
 pub mod spacecraft;
+pub mod telemetry;
 pub mod values;
 
 pub use aggregate::{Aggregate, Check, ConflictError, Root};

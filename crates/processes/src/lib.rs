@@ -7,5 +7,7 @@
 //! committing the checkpoint replays the batch.
 
 mod agent_status;
+mod shelve_expiry;
 
 pub use agent_status::{AgentStatusManager, NAME as AGENT_STATUS};
+pub use shelve_expiry::ShelveExpiry;

@@ -16,11 +16,7 @@ pub async fn load_checkpoint(pool: &PgPool, name: &str) -> Result<u64, sqlx::Err
 
 /// Create the checkpoint row on a projection's first start. History up to `head` (the log's
 /// last position now) is then a replay: see [`crate::Projection::replay_until`].
-pub(crate) async fn create_checkpoint(
-    pool: &PgPool,
-    name: &str,
-    head: u64,
-) -> Result<(), sqlx::Error> {
+pub async fn create_checkpoint(pool: &PgPool, name: &str, head: u64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO projection_checkpoints (name, position, replay_until) VALUES ($1, 0, $2) \
          ON CONFLICT (name) DO NOTHING",
@@ -33,10 +29,7 @@ pub(crate) async fn create_checkpoint(
 }
 
 /// Lock the checkpoint row for the rest of the transaction: `(position, replay_until)`.
-pub(crate) async fn lock_checkpoint(
-    tx: &mut PgConnection,
-    name: &str,
-) -> Result<(u64, u64), sqlx::Error> {
+pub async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<(u64, u64), sqlx::Error> {
     let (position, replay_until): (i64, i64) = sqlx::query_as(
         "SELECT position, replay_until FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
     )
@@ -46,7 +39,7 @@ pub(crate) async fn lock_checkpoint(
     Ok((position as u64, replay_until as u64))
 }
 
-pub(crate) async fn store_checkpoint(
+pub async fn store_checkpoint(
     tx: &mut PgConnection,
     name: &str,
     position: u64,

@@ -12,7 +12,9 @@ pub mod rebuild;
 mod runner;
 mod wait;
 
-pub use checkpoint::{load_checkpoint, CHECKPOINT_TABLE};
+pub use checkpoint::{
+    create_checkpoint, load_checkpoint, lock_checkpoint, store_checkpoint, CHECKPOINT_TABLE,
+};
 pub use rebuild::{Progress, Rebuild, RebuildError};
 pub use runner::{Projector, ProjectorError, ProjectorStatus};
 pub use wait::Positions;

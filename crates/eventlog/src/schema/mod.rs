@@ -5,9 +5,12 @@
 //! new schema version plus an upcaster from the previous one.
 
 mod agent;
+mod alarm;
 mod comment;
 mod mission;
 mod spacecraft;
+
+pub use spacecraft::limits_from_stored;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -62,12 +65,14 @@ impl Registry<'static> {
             mission::VERSIONS,
             comment::VERSIONS,
             spacecraft::VERSIONS,
+            alarm::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
             mission::UPCASTERS,
             comment::UPCASTERS,
             spacecraft::UPCASTERS,
+            alarm::UPCASTERS,
         ],
     };
 }

@@ -47,6 +47,18 @@ struct LimitsConfiguredV1 {
     effective_at: i64,
 }
 
+/// Limits in their stored form (the `parameters` of `spacecraft.limits_configured`, as the
+/// `spacecraft_limits` read model keeps them) back into the domain type.
+pub fn limits_from_stored(parameters: Value) -> Result<LimitsConfig, SchemaError> {
+    let value = serde_json::json!({"parameters": parameters, "effectiveAt": 0});
+    match SpacecraftEvent::from_current(LIMITS_CONFIGURED, value)? {
+        SpacecraftEvent::LimitsConfigured { limits, .. } => Ok(limits),
+        SpacecraftEvent::Registered { .. } => Err(SchemaError::UnknownType {
+            event_type: REGISTERED.to_owned(),
+        }),
+    }
+}
+
 impl EventSchema for SpacecraftEvent {
     fn to_stored(&self) -> (&'static str, u32, Value) {
         match self {

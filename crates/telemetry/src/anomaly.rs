@@ -1,0 +1,280 @@
+//! The anomaly consumer's sink: judges every sample against the limits in force at its
+//! timestamp, keeps each parameter's evaluator state (persistence, hysteresis) in Postgres with
+//! the checkpoint, and turns state changes into alarm commands. Alarm events are written only
+//! on transitions.
+//!
+//! Architecture Invariant: an alarm command carries the sample's ordinal (stream position and
+//! index); the alarm aggregate ignores ordinals it has passed, so re-judging a batch after a
+//! crash never repeats a transition.
+
+use crate::wire::{self, Context as WireContext, Format};
+use crate::Message;
+use mc_commands::{AlarmService, CommandContext};
+use mc_domain::alarm::{AlarmCommand, AlarmKey, AlarmKind};
+use mc_domain::ids::AlarmId;
+use mc_domain::spacecraft::SpacecraftId;
+use mc_domain::telemetry::{LimitsHistory, ParamState, SampleValue, Severity, Transition};
+use mc_domain::Check;
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+const TRANSITIONS: &str = "mc_alarm_transitions_total";
+const TRANSITIONS_HELP: &str = "Alarm transitions decided by the anomaly processor.";
+/// Namespace of the deterministic command ids of processor transitions.
+const COMMANDS: Uuid = Uuid::from_u128(0x6d63_616e_6f6d_616c_7974_7261_6e73_0001);
+
+/// One alarm command to send, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub spacecraft: String,
+    pub parameter: String,
+    pub transition: Transition,
+    pub value: serde_json::Value,
+    pub sample_time_ms: i64,
+    pub ordinal: u64,
+}
+
+/// The position of a sample in the telemetry stream: sequence and index in the message.
+pub fn ordinal(position: u64, index: usize) -> u64 {
+    (position << 16) | (index as u64 & 0xffff)
+}
+
+pub struct AnomalySink {
+    pool: PgPool,
+    alarms: AlarmService,
+    max_future_ms: i64,
+    limits: HashMap<String, LimitsHistory>,
+    /// The `spacecraft` projection's checkpoint when the limits were loaded.
+    limits_seen: Option<i64>,
+    state: HashMap<String, HashMap<String, ParamState>>,
+    dirty: Vec<(String, String, ParamState)>,
+    pending: Vec<Pending>,
+}
+
+impl AnomalySink {
+    pub fn new(pool: PgPool, alarms: AlarmService, max_future_ms: i64) -> Self {
+        Self {
+            pool,
+            alarms,
+            max_future_ms,
+            limits: HashMap::new(),
+            limits_seen: None,
+            state: HashMap::new(),
+            dirty: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Load the evaluator state as committed (after a start or a failed batch).
+    pub async fn load(&mut self) -> Result<(), sqlx::Error> {
+        let rows: Vec<(String, String, Option<String>, i32)> =
+            sqlx::query_as("SELECT spacecraft_id, parameter, level, run FROM telemetry_evaluator")
+                .fetch_all(&self.pool)
+                .await?;
+        self.state.clear();
+        for (sc, param, level, run) in rows {
+            let s = ParamState {
+                level: level.as_deref().and_then(Severity::parse),
+                run: run.max(0) as u32,
+            };
+            self.state.entry(sc).or_default().insert(param, s);
+        }
+        self.limits_seen = None;
+        Ok(())
+    }
+
+    async fn refresh_limits(&mut self) -> Result<(), String> {
+        let seen: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = 'spacecraft'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+        let seen = seen.map_or(0, |(p,)| p);
+        if self.limits_seen == Some(seen) {
+            return Ok(());
+        }
+        self.limits = load_limits(&self.pool).await?;
+        self.limits_seen = Some(seen);
+        Ok(())
+    }
+
+    /// Judge `batch` and send the alarm commands it calls for (idempotent, see the module docs).
+    pub async fn prepare(&mut self, batch: &[Message]) -> Result<(), String> {
+        self.dirty.clear();
+        self.pending.clear();
+        self.refresh_limits().await?;
+        for m in batch {
+            self.judge(m);
+        }
+        for p in std::mem::take(&mut self.pending) {
+            self.send(&p).await?;
+        }
+        Ok(())
+    }
+
+    fn judge(&mut self, m: &Message) {
+        let Some(spacecraft) = crate::subject_spacecraft(&m.subject) else {
+            return;
+        };
+        let Ok(snapshots) = wire::decode(
+            Format::from_content_type(m.content_type.as_deref()),
+            &m.payload,
+        ) else {
+            return;
+        };
+        let history = self.limits.get(spacecraft);
+        let cx = WireContext {
+            subject_spacecraft: Some(spacecraft),
+            received_ms: m.received_ms,
+            max_future_ms: self.max_future_ms,
+        };
+        let mut names = Vec::new();
+        for (i, snapshot) in snapshots.items.iter().enumerate() {
+            let Ok((_, s)) = wire::validate(snapshot, "", &cx, &mut names) else {
+                continue;
+            };
+            let config = history.and_then(|h| h.at(s.timestamp_ms));
+            let states = self.state.get_mut(spacecraft);
+            if config.is_none() && states.is_none() {
+                continue;
+            }
+            let states = match states {
+                Some(s) => s,
+                None => self.state.entry(spacecraft.to_owned()).or_default(),
+            };
+            for (name, value) in &s.samples {
+                let limits = config.and_then(|c| c.parameters().get(*name));
+                if limits.is_none() && !states.contains_key(*name) {
+                    continue;
+                }
+                let state = states.entry((*name).to_owned()).or_default();
+                let before = *state;
+                let transition = state.step(limits, *value);
+                if *state != before {
+                    self.dirty
+                        .push((spacecraft.to_owned(), (*name).to_owned(), *state));
+                }
+                if let Some(transition) = transition {
+                    self.pending.push(Pending {
+                        spacecraft: spacecraft.to_owned(),
+                        parameter: (*name).to_owned(),
+                        transition,
+                        value: json_value(*value),
+                        sample_time_ms: s.timestamp_ms,
+                        ordinal: ordinal(m.position, i),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn send(&self, p: &Pending) -> Result<(), String> {
+        let spacecraft =
+            SpacecraftId::parse(&p.spacecraft, "spacecraftId").map_err(|e| e.message)?;
+        let key = AlarmKey {
+            spacecraft,
+            parameter: p.parameter.clone(),
+            kind: AlarmKind::Limit,
+        };
+        let id = AlarmId::for_key(&key);
+        let cmd = match p.transition {
+            Transition::Raise(severity) | Transition::Escalate(severity) => AlarmCommand::Raise {
+                key,
+                severity,
+                value: p.value.clone(),
+                sample_time_ms: p.sample_time_ms,
+                ordinal: p.ordinal,
+            },
+            Transition::ReturnToNormal => AlarmCommand::ReturnToNormal {
+                value: p.value.clone(),
+                sample_time_ms: p.sample_time_ms,
+                ordinal: p.ordinal,
+            },
+        };
+        let command_id = Uuid::new_v5(
+            &COMMANDS,
+            format!("{}/{}/{}", p.ordinal, p.spacecraft, p.parameter).as_bytes(),
+        );
+        let ctx = CommandContext::new("anomaly-processor", Some(command_id));
+        self.alarms
+            .execute(&ctx, id, Check::Any, cmd)
+            .await
+            .map_err(|e| {
+                format!(
+                    "alarm command for {}/{} failed: {e}",
+                    p.spacecraft, p.parameter
+                )
+            })?;
+        let kind = match p.transition {
+            Transition::Raise(_) => "raise",
+            Transition::Escalate(_) => "escalate",
+            Transition::ReturnToNormal => "return_to_normal",
+        };
+        mc_metrics::count(TRANSITIONS, TRANSITIONS_HELP, &[("transition", kind)], 1);
+        Ok(())
+    }
+
+    /// Persist the evaluator states this batch changed, in the batch transaction.
+    pub async fn write(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        // The last change of each parameter wins.
+        let mut last: HashMap<(&str, &str), ParamState> = HashMap::new();
+        for (sc, p, s) in &self.dirty {
+            last.insert((sc.as_str(), p.as_str()), *s);
+        }
+        let (mut sc, mut param, mut level, mut run) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((s, p), state) in last {
+            sc.push(s);
+            param.push(p);
+            level.push(state.level.map(Severity::as_str));
+            run.push(state.run as i32);
+        }
+        sqlx::query(
+            "INSERT INTO telemetry_evaluator (spacecraft_id, parameter, level, run) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[]) \
+             ON CONFLICT (spacecraft_id, parameter) DO UPDATE SET level = EXCLUDED.level, run = EXCLUDED.run",
+        )
+        .bind(&sc)
+        .bind(&param)
+        .bind(&level)
+        .bind(&run)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+fn json_value(v: SampleValue<'_>) -> serde_json::Value {
+    match v {
+        SampleValue::Number(n) => {
+            serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
+        }
+        SampleValue::Bool(b) => b.into(),
+        SampleValue::Text(s) => s.into(),
+    }
+}
+
+/// Every spacecraft's limits history from the `spacecraft_limits` read model.
+pub async fn load_limits(pool: &PgPool) -> Result<HashMap<String, LimitsHistory>, String> {
+    let rows: Vec<(String, i64, i64, serde_json::Value)> = sqlx::query_as(
+        "SELECT spacecraft_id, version, (extract(epoch FROM effective_at) * 1000)::bigint, parameters \
+         FROM spacecraft_limits",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut by_sc: HashMap<String, Vec<_>> = HashMap::new();
+    for (sc, version, at, parameters) in rows {
+        let limits = mc_eventlog::schema::limits_from_stored(parameters)
+            .map_err(|e| format!("stored limits of {sc} v{version} do not decode: {e}"))?;
+        by_sc.entry(sc).or_default().push((at, version, limits));
+    }
+    Ok(by_sc
+        .into_iter()
+        .map(|(sc, entries)| (sc, LimitsHistory::new(entries)))
+        .collect())
+}

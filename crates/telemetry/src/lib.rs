@@ -1,0 +1,113 @@
+//! Telemetry: the wire format, the two consumers of `MC_TELEMETRY` (store: snapshots, latest
+//! values and rollups; anomaly: limit checking and alarm transitions), the dead-letter path,
+//! HTTP ingest, the stale-parameter sweeper and the telemetry queries.
+//!
+//! Architecture Invariant: `MC_TELEMETRY` is the record of every accepted sample. Each consumer
+//! writes a batch and its checkpoint in one Postgres transaction, so after any crash it resumes
+//! at checkpoint + 1 and nothing is stored or counted twice.
+//! Architecture Invariant: undecodable or invalid input never stops a consumer: it goes to
+//! `mc.dlq.telemetry` with the reason, is counted, and the consumer moves past it.
+
+mod anomaly;
+mod consumer;
+mod copy;
+pub mod dlq;
+pub mod ingest;
+pub mod read;
+mod registry;
+pub mod stale;
+mod store;
+pub mod wire;
+
+pub use anomaly::{load_limits, ordinal, AnomalySink};
+pub use consumer::{Sink, TelemetryConsumer};
+pub use registry::{Registry, UnknownSpacecraft};
+pub use store::{StoreSink, INTERVALS};
+
+use async_nats::jetstream::Context;
+use bytes::Bytes;
+use mc_commands::{AlarmService, SpacecraftService};
+use sqlx::PgPool;
+
+/// The checkpoint names of the two consumers.
+pub const STORE: &str = "telemetry-store";
+pub const ANOMALY: &str = "telemetry-alarms";
+
+/// One message read from MC_TELEMETRY.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Stream sequence.
+    pub position: u64,
+    /// When the stream stored it (epoch ms): "now" for judging future timestamps, so a replay
+    /// judges exactly as the first run did.
+    pub received_ms: i64,
+    pub subject: String,
+    pub content_type: Option<String>,
+    pub payload: Bytes,
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TelemetryConfig {
+    pub unknown_spacecraft: UnknownSpacecraft,
+    /// How far past its receive time a sample's timestamp may be.
+    pub max_future_ms: i64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            unknown_spacecraft: UnknownSpacecraft::Register,
+            max_future_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+/// The spacecraft id of a telemetry subject (`mc.telemetry.<id>`, exactly one token).
+pub fn subject_spacecraft(subject: &str) -> Option<&str> {
+    let id = subject.strip_prefix("mc.telemetry.")?;
+    mc_domain::spacecraft::SpacecraftId::parse(id, "subject")
+        .ok()
+        .map(|_| id)
+}
+
+/// The store and anomaly consumers, ready to `run`.
+pub fn consumers(
+    pool: &PgPool,
+    js: &Context,
+    spacecraft: &SpacecraftService,
+    alarms: &AlarmService,
+    config: TelemetryConfig,
+) -> Vec<TelemetryConsumer> {
+    let registry = Registry::new(pool.clone(), spacecraft.clone(), config.unknown_spacecraft);
+    let store = StoreSink::new(js.clone(), pool.clone(), registry, config.max_future_ms);
+    let anomaly = AnomalySink::new(pool.clone(), alarms.clone(), config.max_future_ms);
+    vec![
+        TelemetryConsumer::new(
+            STORE,
+            Sink::Store(Box::new(store)),
+            pool.clone(),
+            js.clone(),
+        ),
+        TelemetryConsumer::new(
+            ANOMALY,
+            Sink::Anomaly(Box::new(anomaly)),
+            pool.clone(),
+            js.clone(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subjects_name_one_spacecraft() {
+        assert_eq!(
+            super::subject_spacecraft("mc.telemetry.SC-001"),
+            Some("SC-001")
+        );
+        assert_eq!(super::subject_spacecraft("mc.telemetry.SC-001.x"), None);
+        assert_eq!(super::subject_spacecraft("mc.telemetry."), None);
+        assert_eq!(super::subject_spacecraft("mc.events.SC"), None);
+    }
+}
