@@ -94,26 +94,30 @@ async fn kill_9_of_the_telemetry_processor_loses_and_doubles_nothing() {
         .last_sequence;
     assert_eq!(last, FRAMES as u64);
 
-    let mut child = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while checkpoint(&db, mc_telemetry::STORE).await == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the store consumer never committed"
+    // Kill twice: first once the store consumer has committed a batch (it is mid-stream), then,
+    // after a restart, once the anomaly processor (slower: it sends alarm commands) has
+    // committed one more. Each kill -9 leaves work done and work to redo.
+    for (round, name) in [(1, mc_telemetry::STORE), (2, mc_telemetry::ANOMALY)] {
+        let before = checkpoint(&db, name).await;
+        let mut child = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while checkpoint(&db, name).await == before {
+            assert!(Instant::now() < deadline, "{name} never committed");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
+        let at_kill = (
+            checkpoint(&db, mc_telemetry::STORE).await,
+            checkpoint(&db, mc_telemetry::ANOMALY).await,
         );
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        eprintln!("kill -9 #{round}: checkpoints (store, alarms) {at_kill:?} of {last}");
+        let watched = if round == 1 { at_kill.0 } else { at_kill.1 };
+        assert!(
+            watched < last,
+            "kill #{round} came after {name} finished: {at_kill:?}"
+        );
     }
-    child.0.kill().unwrap(); // SIGKILL
-    child.0.wait().unwrap();
-    let at_kill = (
-        checkpoint(&db, mc_telemetry::STORE).await,
-        checkpoint(&db, mc_telemetry::ANOMALY).await,
-    );
-    eprintln!("checkpoints at kill -9 (store, alarms): {at_kill:?} of {last}");
-    assert!(
-        at_kill.0 < last,
-        "killed after the store consumer finished: {at_kill:?}"
-    );
 
     let _restarted = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
     wait_ready(&http, &base).await;
