@@ -2,6 +2,7 @@
 //! against a real nats-server and a real PostgreSQL database, one of each per test.
 
 mod agents;
+mod alarms;
 mod audit;
 mod comments;
 mod concurrency;

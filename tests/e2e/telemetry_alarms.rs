@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// PUT limits and wait until the anomaly processor can see them.
-async fn configure(app: &TestApp, sc: &str, body: Value) {
+pub(crate) async fn configure(app: &TestApp, sc: &str, body: Value) {
     let r = app
         .http
         .put(app.url(&format!("/spacecraft/{sc}/config")))
@@ -24,7 +24,7 @@ async fn configure(app: &TestApp, sc: &str, body: Value) {
 }
 
 /// Wait until the archive holds the whole event log.
-async fn settle(app: &TestApp) {
+pub(crate) async fn settle(app: &TestApp) {
     let js = js(app).await;
     let head = js
         .get_stream("MC_EVENTS")
@@ -70,7 +70,7 @@ async fn transitions(app: &TestApp, parameter: &str) -> Vec<(String, Value, Valu
         .collect()
 }
 
-async fn alarm(app: &TestApp, sc: &str, parameter: &str, kind: &str) -> Value {
+pub(crate) async fn alarm(app: &TestApp, sc: &str, parameter: &str, kind: &str) -> Value {
     settle(app).await;
     let (s, list) = app
         .get_json(&format!("/alarms?spacecraftId={sc}&kind={kind}"))
@@ -85,7 +85,7 @@ async fn alarm(app: &TestApp, sc: &str, parameter: &str, kind: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn act(app: &TestApp, id: &str, action: &str) -> (u16, Value) {
+pub(crate) async fn act(app: &TestApp, id: &str, action: &str) -> (u16, Value) {
     app.post(
         &format!("/alarms/{id}/{action}"),
         json!({"operator": "flight-director", "comment": "seen"}),
@@ -94,7 +94,7 @@ async fn act(app: &TestApp, id: &str, action: &str) -> (u16, Value) {
 }
 
 /// Publish `temps` one message each, `step_ms` apart from `t0`; returns the last sequence.
-async fn feed(app: &TestApp, sc: &str, t0: i64, from: usize, samples: &[Value]) -> u64 {
+pub(crate) async fn feed(app: &TestApp, sc: &str, t0: i64, from: usize, samples: &[Value]) -> u64 {
     let js = js(app).await;
     let mut last = 0;
     for (i, params) in samples.iter().enumerate() {
