@@ -40,25 +40,28 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a-b}'; }
-kib() { awk -v k="$1" '/^'"$2"':/{print $2; exit}' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
+# A field of the server's /proc status in KiB (VmRSS now, VmHWM peak).
+status_kib() {
+  local v
+  v=$(awk -v f="$1:" '$1 == f {print $2; exit}' "/proc/$server_pid/status" 2>/dev/null || true)
+  echo "${v:-0}"
+}
 server_alive() {
   kill -0 "$server_pid" 2>/dev/null && return 0
   echo "bench: the server died; its log:" >&2
   tail -n 50 "$work/serve.log" >&2
   exit 1
 }
-# One line of consumer standing: head, then name=position (lag messages, lag seconds).
+# The telemetry consumers' standing: the stream head and each consumer's position and lag.
 standing() {
-  curl -s --max-time 5 "$api/api/v1/projections" | jq -c '{
-    telemetryHead,
-    telemetry: [.telemetry[] | {name, position, lagMessages, lagSeconds}]
-  }' 2>/dev/null || echo '{"error":"GET /api/v1/projections failed"}'
+  local body
+  body=$(curl -s --max-time 5 "$api/api/v1/projections" || true)
+  jq -c '{telemetryHead, telemetry: [.telemetry[] | {name, position, lagMessages, lagSeconds}]}'     <<<"$body" 2>/dev/null || echo '{"error":"GET /api/v1/projections failed"}'
 }
+# Every telemetry consumer has reached the stream head.
 drained() {
-  curl -s --max-time 5 "$api/api/v1/projections" | jq -e '
-    .telemetryHead != null and (.telemetry | length > 0)
-    and all(.telemetry[]; .position == $head)' --argjson head \
-    "$(curl -s --max-time 5 "$api/api/v1/projections" | jq '.telemetryHead // -1')" >/dev/null 2>&1
+  curl -s --max-time 5 "$api/api/v1/projections" | jq -e '.telemetryHead as $h
+    | $h != null and (.telemetry | length > 0) and all(.telemetry[]; .position == $h)'     >/dev/null 2>&1
 }
 sql() { psql "$dburl" -tAc "$1" 2>/dev/null || echo "n/a"; }
 
@@ -93,14 +96,14 @@ done
 echo "bench: publishing $SECS s of $SPACECRAFT spacecraft x $PARAMS parameters at $RATE frames/s" \
   "($((SPACECRAFT * PARAMS * RATE)) samples/s offered), msgpack, 10 snapshots per message" >&2
 pub_start=$(now)
-"$bin" telemetry publish --nats-url "$nats_url" --format msgpack --spacecraft "$SPACECRAFT" \
+MC_LOG=warn "$bin" telemetry publish --nats-url "$nats_url" --format msgpack --spacecraft "$SPACECRAFT" \
   --parameters "$PARAMS" --rate "$RATE" --duration "$SECS" --batch 10 --anomaly-every 1000 \
   >"$work/publish.json" 2>"$work/publish.log" &
 pub_pid=$!
 
 sample() {
   server_alive
-  echo "[$(minus "$(now)" "$pub_start") s] rss $(($(kib "$server_pid" VmRSS) / 1024)) MiB; $1$(standing)"
+  echo "[$(minus "$(now)" "$pub_start") s] rss $(($(status_kib VmRSS) / 1024)) MiB; $1$(standing)"
 }
 next=$(( $(date +%s) + 5 ))
 while kill -0 "$pub_pid" 2>/dev/null; do
@@ -145,7 +148,7 @@ samples=$(jq '.samples // 0' <<<"$summary")
 e2e_secs=$(minus "$drain_end" "$pub_start")
 drain_secs=$(minus "$drain_end" "$pub_end")
 e2e_rate=$(awk -v s="$samples" -v t="$e2e_secs" 'BEGIN{printf "%.0f", (t > 0 ? s / t : 0)}')
-peak_rss_mib=$(($(kib "$server_pid" VmHWM) / 1024))
+peak_rss_mib=$(($(status_kib VmHWM) / 1024))
 frames=$(sql "SELECT count(*) FROM telemetry_frames")
 alarms=$(sql "SELECT count(*) FROM alarms")
 rollups=$(psql "$dburl" -tAc "SELECT coalesce(json_agg(json_build_object('intervalSeconds', interval_seconds, 'rows', n, 'samples', s) ORDER BY interval_seconds), '[]') FROM (SELECT interval_seconds, count(*) AS n, sum(count) AS s FROM telemetry_rollups GROUP BY 1) r" 2>/dev/null || echo 'null')

@@ -15,21 +15,21 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// The stream `mission-control serve` creates for telemetry.
-const STREAM: &str = "MC_TELEMETRY";
+const STREAM: &str = mc_eventlog::streams::TELEMETRY;
 /// Parameter p000 jumps to this on an anomalous frame (its nominal value is about 20).
 const ANOMALY_VALUE: f64 = 1000.0;
 /// The value of p000 around which it oscillates.
 const P000_NOMINAL: f64 = 20.0;
-/// Limits of the server's decoder (see `mc_telemetry::wire`).
-const SNAPSHOTS_MAX: usize = 10_000;
-const PARAMETERS_MAX: usize = 10_000;
+/// Limits of the server's decoder.
+const SNAPSHOTS_MAX: usize = mc_telemetry::wire::SNAPSHOTS_MAX;
+const PARAMETERS_MAX: usize = mc_telemetry::wire::PARAMETERS_MAX;
 
 #[derive(Subcommand)]
 pub enum TelemetryCommand {
@@ -477,7 +477,7 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
 
     eprintln!(
         "publishing {per_spacecraft} frames per spacecraft of {} spacecraft x {parameters} \
-         parameters at {} frames/s, {} format, {} snapshots per message",
+         parameters at {} frames/s, {}, snapshots per message: {}",
         gen.ids.len(),
         args.rate,
         match args.format {
@@ -497,7 +497,12 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last_report = (started, 0u64);
     let mut produced = 0u64; // frames per spacecraft
-    let mut behind_now = 0.0f64;
+    let mut behind_now: f64;
+    // Seconds since the newest frame of the next message fell due (0 while on schedule).
+    let lateness = |produced: u64| {
+        let newest = (produced + batch).min(per_spacecraft).saturating_sub(1);
+        (started.elapsed().as_secs_f64() - newest as f64 / args.rate).max(0.0)
+    };
 
     'run: while produced < per_spacecraft {
         tokio::select! {
@@ -511,14 +516,14 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         }
         let due =
             ((started.elapsed().as_secs_f64() * args.rate).floor() as u64 + 1).min(per_spacecraft);
-        // How far behind the schedule (beyond the wait for a full batch).
-        behind_now = (due.saturating_sub(produced).saturating_sub(batch)) as f64 / args.rate;
-        tally.max_behind_seconds = tally.max_behind_seconds.max(behind_now);
+        behind_now = lateness(produced);
         while produced < due && (due - produced >= batch || due == per_spacecraft) {
             if stop.is_cancelled() {
                 break 'run;
             }
             let n = (due - produced).min(batch);
+            behind_now = lateness(produced);
+            tally.max_behind_seconds = tally.max_behind_seconds.max(behind_now);
             for (sc, subject) in subjects.iter().enumerate() {
                 let frames = Frames {
                     gen: &gen,
@@ -566,26 +571,27 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     // Every ack is awaited, also after Ctrl-C (each is bounded by the ack timeout).
     while let Some(r) = acks.next().await {
         tally.ack(r)?;
-        report(&tally, &mut last_report, behind_now);
+        report(&tally, &mut last_report, 0.0);
     }
     client.flush().await.ok();
     let seconds = started.elapsed().as_secs_f64();
-    let summary = json!({
-        "spacecraft": gen.ids.len(),
-        "parameters": parameters,
-        "frames": tally.frames,
-        "samples": tally.samples,
-        "messages": tally.messages,
-        "acked": tally.acked,
-        "failed": tally.failed,
-        "anomalies": tally.anomalies,
-        "seconds": (seconds * 1000.0).round() / 1000.0,
-        "samplesPerSecond": (tally.samples as f64 / seconds.max(1e-9)).round(),
-        "firstTimestampMs": tally.first_ts,
-        "lastTimestampMs": tally.last_ts,
-        "maxBehindSeconds": (tally.max_behind_seconds * 1000.0).round() / 1000.0,
-        "interrupted": stop.is_cancelled(),
-    });
+    let summary = Summary {
+        spacecraft: gen.ids.len(),
+        parameters,
+        frames: tally.frames,
+        samples: tally.samples,
+        messages: tally.messages,
+        acked: tally.acked,
+        failed: tally.failed,
+        anomalies: tally.anomalies,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+        samples_per_second: (tally.samples as f64 / seconds.max(1e-9)).round(),
+        first_timestamp_ms: tally.first_ts,
+        last_timestamp_ms: tally.last_ts,
+        max_behind_seconds: (tally.max_behind_seconds * 1000.0).round() / 1000.0,
+        interrupted: stop.is_cancelled(),
+    };
+    let summary = serde_json::to_string(&summary).context("encode the summary")?;
     println!("{summary}");
     if tally.failed > 0 {
         bail!(
@@ -596,6 +602,30 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The JSON line a publish run ends with (stdout). `frames` counts snapshots of all
+/// spacecraft; `acked` and `failed` count messages.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    spacecraft: usize,
+    parameters: u64,
+    frames: u64,
+    samples: u64,
+    messages: u64,
+    acked: u64,
+    failed: u64,
+    anomalies: u64,
+    seconds: f64,
+    samples_per_second: f64,
+    first_timestamp_ms: Option<i64>,
+    last_timestamp_ms: Option<i64>,
+    /// Largest lag behind the `--rate` schedule seen: how long after the newest frame of a
+    /// message fell due the message was sent.
+    max_behind_seconds: f64,
+    /// Stopped early by Ctrl-C.
+    interrupted: bool,
 }
 
 /// A progress line on stderr at most once a second.
@@ -876,6 +906,49 @@ mod tests {
         let v: Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["spacecraftId"], "X-012");
         assert_eq!(v["timestamp"], 1_700_000_005_000i64);
+    }
+
+    #[test]
+    fn the_server_decoder_accepts_both_formats() {
+        use mc_telemetry::wire::{self, Format};
+        let args = publish_args(&["--parameters", "30", "--anomaly-every", "2"]);
+        let gen = Generator::new(&args, 1_700_000_000_000);
+        for (format, wire_format) in [
+            (WireFormat::Json, Format::Json),
+            (
+                WireFormat::Msgpack,
+                Format::from_content_type(Some("application/msgpack")),
+            ),
+        ] {
+            for array in [false, true] {
+                let frames = Frames {
+                    gen: &gen,
+                    sc: 0,
+                    first: 0,
+                    n: if array { 4 } else { 1 },
+                    array,
+                };
+                let mut buf = Vec::new();
+                encode(&mut buf, format, &frames).unwrap();
+                let decoded = wire::decode(wire_format, &buf).unwrap();
+                assert_eq!(decoded.array, array);
+                assert_eq!(decoded.items.len(), frames.n as usize);
+                let cx = wire::Context {
+                    subject_spacecraft: Some("SC-001"),
+                    received_ms: 1_800_000_000_000,
+                    max_future_ms: 0,
+                };
+                for (i, item) in decoded.items.iter().enumerate() {
+                    let mut names = Vec::new();
+                    let (sc, snapshot) =
+                        wire::validate(item, &decoded.prefix(i), &cx, &mut names).unwrap();
+                    assert_eq!(sc, "SC-001");
+                    assert_eq!(snapshot.timestamp_ms, gen.timestamp(i as u64));
+                    assert_eq!(snapshot.samples.len(), 30);
+                    assert_eq!(snapshot.samples[0].0, "p000");
+                }
+            }
+        }
     }
 
     #[test]
