@@ -212,3 +212,68 @@ async fn actions_follow_the_alarm_state_and_bad_input_names_the_field() {
         .await;
     assert_eq!(s, 422, "{p}");
 }
+
+#[tokio::test]
+async fn operators_act_on_alarms_over_nats_too() {
+    let app = TestApp::spawn().await;
+    let id = raised(&app).await;
+    let client = app.nats.client().await;
+    let request = |subject: &'static str, body: Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .request(subject, serde_json::to_vec(&body).unwrap().into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&r.payload).unwrap()
+        }
+    };
+    let r = request(
+        "mc.cmd.alarm.shelve",
+        json!({"id": id, "operator": "fd", "durationSeconds": 0}),
+    )
+    .await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["error"]["errors"][0]["field"].as_str()),
+        (Some(false), Some("durationSeconds")),
+        "{r}"
+    );
+    let r = request(
+        "mc.cmd.alarm.shelve",
+        json!({"id": id, "operator": "fd", "durationSeconds": 600}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = request(
+        "mc.cmd.alarm.acknowledge",
+        json!({"id": id, "operator": "fd", "comment": "on it"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = request("mc.cmd.alarm.clear", json!({"id": id, "operator": "fd"})).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["error"]["status"].as_u64()),
+        (Some(false), Some(409)),
+        "{r}"
+    );
+    let r = request("mc.cmd.alarm.unshelve", json!({"id": id, "operator": "fd"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    settle(&app).await;
+    let (_, h) = app.get_json(&format!("/alarms/{id}/history")).await;
+    let types: Vec<&str> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "alarm.raised",
+            "alarm.shelved",
+            "alarm.acknowledged",
+            "alarm.unshelved"
+        ]
+    );
+    assert_eq!(h["items"][2]["payload"]["comment"], "on it");
+}

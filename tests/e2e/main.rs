@@ -19,4 +19,5 @@ mod spacecraft;
 mod startup;
 mod telemetry;
 mod telemetry_alarms;
+mod telemetry_cli;
 mod telemetry_kill;

@@ -56,7 +56,7 @@ pub struct ShelveBody {
     pub until: Option<Value>,
 }
 
-fn parse_id(raw: &str) -> Result<AlarmId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<AlarmId, ApiError> {
     AlarmId::parse(raw, "id").map_err(|e| ApiError::Validation(vec![e]))
 }
 
@@ -90,74 +90,33 @@ async fn act(
     Ok(respond::command(StatusCode::OK, id, &done, None))
 }
 
-async fn acknowledge(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ActionBody>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+/// The command of `acknowledge`, `clear` or `unshelve` (`action` without the prefix).
+pub(crate) fn action_command(
+    action: &str,
+    body: ActionBody,
+    now_ms: i64,
+) -> Result<AlarmCommand, ApiError> {
     let mut f = Fields::default();
     let operator = operator(&mut f, &body.operator, &body.comment);
     let operator = f.finish(|| operator)?;
-    let at_ms = Utc::now().timestamp_millis();
-    act(
-        &state,
-        &headers,
-        id,
-        AlarmCommand::Acknowledge { operator, at_ms },
-    )
-    .await
+    Ok(match action {
+        "acknowledge" => AlarmCommand::Acknowledge {
+            operator,
+            at_ms: now_ms,
+        },
+        "clear" => AlarmCommand::Clear {
+            operator,
+            at_ms: now_ms,
+        },
+        _ => AlarmCommand::Unshelve {
+            operator,
+            at_ms: now_ms,
+        },
+    })
 }
 
-async fn clear(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ActionBody>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let mut f = Fields::default();
-    let operator = operator(&mut f, &body.operator, &body.comment);
-    let operator = f.finish(|| operator)?;
-    let at_ms = Utc::now().timestamp_millis();
-    act(
-        &state,
-        &headers,
-        id,
-        AlarmCommand::Clear { operator, at_ms },
-    )
-    .await
-}
-
-async fn unshelve(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ActionBody>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let mut f = Fields::default();
-    let operator = operator(&mut f, &body.operator, &body.comment);
-    let operator = f.finish(|| operator)?;
-    let at_ms = Utc::now().timestamp_millis();
-    act(
-        &state,
-        &headers,
-        id,
-        AlarmCommand::Unshelve { operator, at_ms },
-    )
-    .await
-}
-
-async fn shelve(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ShelveBody>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let now_ms = Utc::now().timestamp_millis();
+/// The command of `shelve`: until `until`, or `durationSeconds` from now.
+pub(crate) fn shelve_command(body: ShelveBody, now_ms: i64) -> Result<AlarmCommand, ApiError> {
     let mut f = Fields::default();
     let operator = operator(&mut f, &body.operator, &body.comment);
     let max_seconds = SHELVE_MAX_MS / 1000;
@@ -174,11 +133,54 @@ async fn shelve(
         ))),
     };
     let (operator, until_ms) = f.finish(|| Some((operator?, until_ms?)))?;
-    let command = AlarmCommand::Shelve {
+    Ok(AlarmCommand::Shelve {
         operator,
         until_ms,
         now_ms,
-    };
+    })
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<ActionBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let command = action_command("acknowledge", body, Utc::now().timestamp_millis())?;
+    act(&state, &headers, id, command).await
+}
+
+async fn clear(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<ActionBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let command = action_command("clear", body, Utc::now().timestamp_millis())?;
+    act(&state, &headers, id, command).await
+}
+
+async fn unshelve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<ActionBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let command = action_command("unshelve", body, Utc::now().timestamp_millis())?;
+    act(&state, &headers, id, command).await
+}
+
+async fn shelve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<ShelveBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let command = shelve_command(body, Utc::now().timestamp_millis())?;
     act(&state, &headers, id, command).await
 }
 

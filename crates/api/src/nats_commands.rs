@@ -8,7 +8,7 @@
 use crate::extract::parse_value;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::{agents, comments, missions};
+use crate::{agents, alarms, comments, missions};
 use async_nats::Message;
 use futures::StreamExt;
 use mc_commands::CommandContext;
@@ -26,6 +26,10 @@ const CONCURRENCY: usize = 256;
 
 /// Every action, for the `unknown-command` error.
 const ACTIONS: &[&str] = &[
+    "alarm.acknowledge",
+    "alarm.clear",
+    "alarm.shelve",
+    "alarm.unshelve",
     "agent.register",
     "agent.update",
     "agent.change-status",
@@ -221,6 +225,16 @@ async fn dispatch(state: &AppState, action: &str, payload: &[u8]) -> Result<Valu
         }
     }
     match action {
+        "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" | "alarm.shelve" => {
+            let id = alarms::parse_id(&need_id(id)?)?;
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let command = match action.strip_prefix("alarm.").unwrap_or_default() {
+                "shelve" => alarms::shelve_command(parse_value(rest)?, now_ms)?,
+                other => alarms::action_command(other, parse_value(rest)?, now_ms)?,
+            };
+            let r = state.alarms.execute(&ctx, id, check, command).await?;
+            Ok(done(id, r.version, r.position))
+        }
         "agent.register" => {
             let cmd = agents::parse_register(parse_value(rest)?)?;
             let id = cmd.id;
