@@ -64,6 +64,18 @@ drained() {
     | $h != null and (.telemetry | length > 0) and all(.telemetry[]; .position == $h)'     >/dev/null 2>&1
 }
 sql() { psql "$dburl" -tAc "$1" 2>/dev/null || echo "n/a"; }
+# CPU seconds (user + system) a process has used so far; 0 once it is gone.
+cpu_of() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# CPU seconds of every postgres process on the machine (the server's backends among them).
+cpu_postgres() {
+  local total=0 pid
+  for pid in $(pgrep -x postgres 2>/dev/null || true); do
+    total=$(awk -v a="$total" -v b="$(cpu_of "$pid")" 'BEGIN{printf "%.2f", a+b}')
+  done
+  echo "$total"
+}
 
 "$MC_NATS_SERVER_BIN" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
 nats_pid=$!
@@ -96,6 +108,7 @@ done
 echo "bench: publishing $SECS s of $SPACECRAFT spacecraft x $PARAMS parameters at $RATE frames/s" \
   "($((SPACECRAFT * PARAMS * RATE)) samples/s offered), msgpack, 10 snapshots per message" >&2
 pub_start=$(now)
+cpu0_server=$(cpu_of "$server_pid"); cpu0_nats=$(cpu_of "$nats_pid"); cpu0_pg=$(cpu_postgres)
 MC_LOG=warn "$bin" telemetry publish --nats-url "$nats_url" --format msgpack --spacecraft "$SPACECRAFT" \
   --parameters "$PARAMS" --rate "$RATE" --duration "$SECS" --batch 10 --anomaly-every 1000 \
   >"$work/publish.json" 2>"$work/publish.log" &
@@ -106,8 +119,10 @@ sample() {
   echo "[$(minus "$(now)" "$pub_start") s] rss $(($(status_kib VmRSS) / 1024)) MiB; $1$(standing)"
 }
 next=$(( $(date +%s) + 5 ))
+cpu_pub=0
 while kill -0 "$pub_pid" 2>/dev/null; do
   sleep 0.2
+  c=$(cpu_of "$pub_pid"); [[ $c == 0 ]] || cpu_pub=$c
   if (( $(date +%s) >= next )); then
     sample "publisher: $(tail -n 1 "$work/publish.log" 2>/dev/null); "
     next=$(( $(date +%s) + 5 ))
@@ -140,6 +155,9 @@ until drained; do
   sleep 0.1
 done
 drain_end=$(now)
+cpu_server=$(minus "$(cpu_of "$server_pid")" "$cpu0_server")
+cpu_nats=$(minus "$(cpu_of "$nats_pid")" "$cpu0_nats")
+cpu_pg=$(minus "$(cpu_postgres)" "$cpu0_pg")
 sample "final: "
 
 summary=$(cat "$work/publish.json" 2>/dev/null)
@@ -162,16 +180,21 @@ echo "telemetry_rollups (interval_seconds | rows | samples):"
 psql "$dburl" -tAc "SELECT interval_seconds, count(*), sum(count) FROM telemetry_rollups GROUP BY 1 ORDER BY 1" 2>/dev/null | sed 's/^/  /' || echo "  n/a"
 echo "alarms rows: $alarms"
 echo "server peak rss: $peak_rss_mib MiB"
+echo "cpu seconds while publishing and draining (2 cores x $e2e_secs s available): server $cpu_server," \
+  "nats-server $cpu_nats, postgres $cpu_pg, publisher $cpu_pub (sampled every 0.2 s)"
 jq -cn --argjson publish "$summary" --argjson rollups "${rollups:-null}" \
   --arg frames "$frames" --arg alarms "$alarms" \
   --argjson drainSeconds "$drain_secs" --argjson e2eSeconds "$e2e_secs" \
   --argjson e2eSamplesPerSecond "$e2e_rate" --argjson drained "$drain_ok" \
   --argjson peakRssMiB "$peak_rss_mib" --argjson seconds "$SECS" \
+  --argjson cpuServer "$cpu_server" --argjson cpuNats "$cpu_nats" --argjson cpuPostgres "$cpu_pg" \
+  --argjson cpuPublisher "$cpu_pub" \
   --argjson spacecraft "$SPACECRAFT" --argjson parameters "$PARAMS" --argjson rate "$RATE" '{
     bench: "telemetry", seconds: $seconds, spacecraft: $spacecraft, parameters: $parameters,
     rate: $rate, publish: $publish, drained: $drained, drainSeconds: $drainSeconds,
     e2eSeconds: $e2eSeconds, e2eSamplesPerSecond: $e2eSamplesPerSecond,
     telemetryFrames: ($frames | tonumber? // null), rollups: $rollups,
-    alarms: ($alarms | tonumber? // null), peakRssMiB: $peakRssMiB
+    alarms: ($alarms | tonumber? // null), peakRssMiB: $peakRssMiB,
+    cpuSeconds: {server: $cpuServer, nats: $cpuNats, postgres: $cpuPostgres, publisher: $cpuPublisher}
   }'
 [[ $pub_rc == 0 && $drain_ok == true ]]

@@ -90,6 +90,7 @@ async fn projections_report_positions_lag_and_metrics() {
             "missions",
             "comments",
             "spacecraft",
+            "alarms",
             "agent-status-manager"
         ]
     );
