@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// A batch closes at this many messages, this many samples' worth of payload bytes, or when
-/// no message arrives within the linger.
+/// A batch closes at this many messages or this many payload bytes, or when its window ends.
 const MAX_MESSAGES: usize = 4_000;
 const MAX_BYTES: usize = 16 << 20;
-const LINGER: Duration = Duration::from_millis(5);
-/// A batch never stays open longer than this, so the read models stay fresh under load.
-const MAX_OPEN: Duration = Duration::from_millis(1_000);
+/// A batch gathers messages for this long after its first one. Under a steady stream this makes
+/// one transaction of many messages, so each rollup bucket is upserted once per window instead
+/// of once per message (at 200,000 samples/s in 10-snapshot messages that is 10x fewer rows
+/// written); the read models trail the stream by at most this much plus the commit.
+const WINDOW: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 const BATCH: &str = "mc_telemetry_batch_seconds";
@@ -149,11 +150,11 @@ impl TelemetryConsumer {
                     Some(Err(e)) => return Err(e.to_string()),
                     None => return Err("consumer ended".into()),
                 }
-                if batch.len() >= MAX_MESSAGES || bytes >= MAX_BYTES || opened.elapsed() >= MAX_OPEN
-                {
+                let left = WINDOW.saturating_sub(opened.elapsed());
+                if batch.len() >= MAX_MESSAGES || bytes >= MAX_BYTES || left.is_zero() {
                     break;
                 }
-                match tokio::time::timeout(LINGER, messages.next()).await {
+                match tokio::time::timeout(left, messages.next()).await {
                     Ok(m) => next = m,
                     Err(_) => break,
                 }
