@@ -142,6 +142,11 @@ struct ServeArgs {
     /// How far past its receive time a sample's timestamp may be before it is refused.
     #[arg(long, env = "MC_TELEMETRY_MAX_FUTURE_SECONDS", default_value_t = 300)]
     telemetry_max_future_seconds: u32,
+    /// How long the telemetry store gathers a batch (ms): longer costs Postgres less per sample,
+    /// shorter makes stored telemetry queryable sooner.
+    #[arg(long, env = "MC_TELEMETRY_STORE_WINDOW_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    telemetry_store_window_ms: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -210,6 +215,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         telemetry: mc_telemetry::TelemetryConfig {
             unknown_spacecraft: args.telemetry_unknown_spacecraft,
             max_future_ms: i64::from(args.telemetry_max_future_seconds) * 1000,
+            store_window: Duration::from_millis(args.telemetry_store_window_ms),
         },
     };
     let app = Application::build(config).await?;

@@ -18,11 +18,6 @@ use tokio_util::sync::CancellationToken;
 /// A batch closes at this many messages or this many payload bytes, or when its window ends.
 const MAX_MESSAGES: usize = 4_000;
 const MAX_BYTES: usize = 16 << 20;
-/// A batch gathers messages for this long after its first one. Under a steady stream this makes
-/// one transaction of many messages, so each rollup bucket is upserted once per window instead
-/// of once per message (at 200,000 samples/s in 10-snapshot messages that is 10x fewer rows
-/// written); the read models trail the stream by at most this much plus the commit.
-const WINDOW: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 const BATCH: &str = "mc_telemetry_batch_seconds";
@@ -41,16 +36,28 @@ pub struct TelemetryConsumer {
     pool: PgPool,
     js: Context,
     position: watch::Sender<u64>,
+    /// A batch gathers messages for this long after its first one. Under a steady stream this
+    /// makes one transaction of many messages, so each rollup bucket is upserted once per window
+    /// instead of once per message; the read models trail the stream by at most this much plus
+    /// the commit.
+    window: Duration,
 }
 
 impl TelemetryConsumer {
-    pub fn new(name: &'static str, sink: Sink, pool: PgPool, js: Context) -> Self {
+    pub fn new(
+        name: &'static str,
+        sink: Sink,
+        pool: PgPool,
+        js: Context,
+        window: Duration,
+    ) -> Self {
         Self {
             name,
             sink,
             pool,
             js,
             position: watch::channel(0).0,
+            window,
         }
     }
 
@@ -150,7 +157,7 @@ impl TelemetryConsumer {
                     Some(Err(e)) => return Err(e.to_string()),
                     None => return Err("consumer ended".into()),
                 }
-                let left = WINDOW.saturating_sub(opened.elapsed());
+                let left = self.window.saturating_sub(opened.elapsed());
                 if batch.len() >= MAX_MESSAGES || bytes >= MAX_BYTES || left.is_zero() {
                     break;
                 }

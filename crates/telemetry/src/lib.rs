@@ -28,6 +28,7 @@ use async_nats::jetstream::Context;
 use bytes::Bytes;
 use mc_commands::{AlarmService, SpacecraftService};
 use sqlx::PgPool;
+use std::time::Duration;
 
 /// The checkpoint names of the two consumers.
 pub const STORE: &str = "telemetry-store";
@@ -46,12 +47,18 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// The anomaly processor's batch window: alarms stay prompt; its per-batch writes are small.
+pub const ANOMALY_WINDOW: Duration = Duration::from_millis(50);
+
 /// Ingest settings.
 #[derive(Debug, Clone, Copy)]
 pub struct TelemetryConfig {
     pub unknown_spacecraft: UnknownSpacecraft,
     /// How far past its receive time a sample's timestamp may be.
     pub max_future_ms: i64,
+    /// How long the store consumer gathers a batch after its first message: longer writes
+    /// rollups less often (less Postgres CPU), shorter makes stored telemetry queryable sooner.
+    pub store_window: Duration,
 }
 
 impl Default for TelemetryConfig {
@@ -59,6 +66,7 @@ impl Default for TelemetryConfig {
         Self {
             unknown_spacecraft: UnknownSpacecraft::Register,
             max_future_ms: 5 * 60 * 1000,
+            store_window: Duration::from_millis(500),
         }
     }
 }
@@ -88,12 +96,14 @@ pub fn consumers(
             Sink::Store(Box::new(store)),
             pool.clone(),
             js.clone(),
+            config.store_window,
         ),
         TelemetryConsumer::new(
             ANOMALY,
             Sink::Anomaly(Box::new(anomaly)),
             pool.clone(),
             js.clone(),
+            ANOMALY_WINDOW,
         ),
     ]
 }
