@@ -7,7 +7,7 @@
 # time, samples consumer lag and server memory every 5 s, then reports how long the consumers
 # needed to drain the stream. Everything stops by itself.
 #
-# Usage: [BENCH_BATCH=10] scripts/bench/telemetry.sh [seconds=60] [spacecraft=20] [parameters=100] [rate=100]
+# Usage: [BENCH_BATCH=10] [BENCH_FORMAT=msgpack|json] scripts/bench/telemetry.sh [seconds=60] [spacecraft=20] [parameters=100] [rate=100]
 #   rate = frames per second per spacecraft; samples/s offered = spacecraft * parameters * rate.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -15,7 +15,8 @@ SECS="${1:-60}"
 SPACECRAFT="${2:-20}"
 PARAMS="${3:-100}"
 RATE="${4:-100}"
-BATCH="${BENCH_BATCH:-10}"  # snapshots per message
+BATCH="${BENCH_BATCH:-10}"     # snapshots per message
+FORMAT="${BENCH_FORMAT:-msgpack}" # or json
 DRAIN_MAX=600
 eval "$(scripts/dev.sh env)"
 command -v jq >/dev/null || { echo "bench: installing jq" >&2; apt-get install -y -qq jq >/dev/null; }
@@ -107,10 +108,10 @@ for _ in $(seq 100); do
 done
 
 echo "bench: publishing $SECS s of $SPACECRAFT spacecraft x $PARAMS parameters at $RATE frames/s" \
-  "($((SPACECRAFT * PARAMS * RATE)) samples/s offered), msgpack, $BATCH snapshots per message" >&2
+  "($((SPACECRAFT * PARAMS * RATE)) samples/s offered), $FORMAT, $BATCH snapshots per message" >&2
 pub_start=$(now)
 cpu0_server=$(cpu_of "$server_pid"); cpu0_nats=$(cpu_of "$nats_pid"); cpu0_pg=$(cpu_postgres)
-MC_LOG=warn "$bin" telemetry publish --nats-url "$nats_url" --format msgpack --spacecraft "$SPACECRAFT" \
+MC_LOG=warn "$bin" telemetry publish --nats-url "$nats_url" --format "$FORMAT" --spacecraft "$SPACECRAFT" \
   --parameters "$PARAMS" --rate "$RATE" --duration "$SECS" --batch "$BATCH" --anomaly-every 1000 \
   >"$work/publish.json" 2>"$work/publish.log" &
 pub_pid=$!
