@@ -1,25 +1,20 @@
-//! `mission-control telemetry`: `publish` (a telemetry producer and load generator that
-//! publishes synthetic snapshots to `mc.telemetry.<spacecraftId>` on JetStream, paced, with
-//! pipelined acks) and `list` / `analyze` (read telemetry back through the HTTP API).
-//!
-//! The generated data is deterministic: frame `f` of spacecraft `s` always has the timestamp
-//! `start + f * 1000 / rate` ms and the same parameter values, so two runs with the same
-//! `--start-ms` publish the same snapshots.
+//! `telemetry publish`: synthetic snapshots for N spacecraft x M parameters, paced, with
+//! pipelined JetStream acks, progress on stderr and a JSON summary on stdout.
 
 use anyhow::{bail, Context as _};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::{HeaderMap, Subject};
-use clap::{Args, Subcommand, ValueEnum};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+
+use super::{PublishArgs, WireFormat, SNAPSHOTS_MAX};
 
 /// The stream `mission-control serve` creates for telemetry.
 const STREAM: &str = mc_eventlog::streams::TELEMETRY;
@@ -27,125 +22,6 @@ const STREAM: &str = mc_eventlog::streams::TELEMETRY;
 const ANOMALY_VALUE: f64 = 1000.0;
 /// The value of p000 around which it oscillates.
 const P000_NOMINAL: f64 = 20.0;
-/// Limits of the server's decoder.
-const SNAPSHOTS_MAX: usize = mc_telemetry::wire::SNAPSHOTS_MAX;
-const PARAMETERS_MAX: usize = mc_telemetry::wire::PARAMETERS_MAX;
-
-#[derive(Subcommand)]
-pub enum TelemetryCommand {
-    /// Publish synthetic telemetry to `mc.telemetry.<spacecraftId>` (a producer and load
-    /// generator): paced at `--rate` frames per second per spacecraft, acks pipelined. Prints a
-    /// JSON summary on stdout; exits 1 if any publish failed. The stream MC_TELEMETRY must
-    /// exist (`mission-control serve` creates it).
-    Publish(PublishArgs),
-    /// List a spacecraft's snapshots (or one parameter's samples), newest first.
-    List(ListArgs),
-    /// Judge a spacecraft's recent snapshots against its limits and list the violations.
-    Analyze(AnalyzeArgs),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WireFormat {
-    Json,
-    Msgpack,
-}
-
-#[derive(Args)]
-pub struct PublishArgs {
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// How many spacecraft: ids `<prefix>-001` .. `<prefix>-NNN`.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    spacecraft: u32,
-    /// Prefix of the spacecraft ids.
-    #[arg(long, default_value = "SC")]
-    spacecraft_prefix: String,
-    /// Parameters per snapshot: `p000` .. ; most numeric (a sine wave with noise around a
-    /// nominal value), every 10th a mode string or a boolean.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=PARAMETERS_MAX as i64))]
-    parameters: u32,
-    /// Frames per second per spacecraft.
-    #[arg(long, default_value_t = 1.0)]
-    rate: f64,
-    /// Seconds of telemetry to publish (`rate * duration` frames per spacecraft); 10 unless
-    /// `--count` is given.
-    #[arg(long, conflicts_with = "count")]
-    duration: Option<f64>,
-    /// Frames to publish per spacecraft (instead of `--duration`).
-    #[arg(long)]
-    count: Option<u64>,
-    /// Payload encoding (msgpack is sent with `Content-Type: application/msgpack`).
-    #[arg(long, value_enum, default_value_t = WireFormat::Json)]
-    format: WireFormat,
-    /// Snapshots per message (of one spacecraft); more than 1 publishes an array.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Every K-th frame of each spacecraft, p000 jumps far above its limits (1000.0 while
-    /// nominal is about 20); 0 = never.
-    #[arg(long, default_value_t = 0)]
-    anomaly_every: u64,
-    /// Timestamp of the first frame, epoch milliseconds (default now).
-    #[arg(long)]
-    start_ms: Option<i64>,
-    /// Publishes awaiting their JetStream ack, at most.
-    #[arg(long, default_value_t = 4096)]
-    max_in_flight: usize,
-}
-
-#[derive(Args)]
-pub struct ApiArgs {
-    /// Base URL of the HTTP API.
-    #[arg(long, env = "MC_API_URL", default_value = "http://127.0.0.1:8080")]
-    api_url: String,
-    /// Print the API's JSON answer as is.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-pub struct ListArgs {
-    /// The spacecraft, e.g. SC-001.
-    #[arg(long)]
-    spacecraft_id: String,
-    /// Only this parameter's samples.
-    #[arg(long)]
-    parameter: Option<String>,
-    /// Rows at most.
-    #[arg(long, default_value_t = 10)]
-    limit: u64,
-    /// From this time on (RFC 3339 or epoch milliseconds).
-    #[arg(long)]
-    from: Option<String>,
-    /// Before this time (RFC 3339 or epoch milliseconds).
-    #[arg(long)]
-    to: Option<String>,
-    /// Continue after a previous page (its `nextCursor`).
-    #[arg(long)]
-    cursor: Option<String>,
-    #[command(flatten)]
-    api: ApiArgs,
-}
-
-#[derive(Args)]
-pub struct AnalyzeArgs {
-    /// The spacecraft, e.g. SC-001.
-    #[arg(long)]
-    spacecraft_id: String,
-    /// How many of the newest snapshots to judge.
-    #[arg(long, default_value_t = 100)]
-    limit: u64,
-    #[command(flatten)]
-    api: ApiArgs,
-}
-
-pub async fn run(command: TelemetryCommand) -> anyhow::Result<()> {
-    match command {
-        TelemetryCommand::Publish(args) => publish(args).await,
-        TelemetryCommand::List(args) => list(args).await,
-        TelemetryCommand::Analyze(args) => analyze(args).await,
-    }
-}
 
 // ---- publish --------------------------------------------------------------------------------
 
@@ -403,7 +279,7 @@ fn no_stream_message() -> String {
 
 type AckFuture = <async_nats::jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture;
 
-async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+pub(super) async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number of frames per second");
     }
@@ -647,190 +523,12 @@ fn report(tally: &Tally, last: &mut (Instant, u64), behind: f64) {
     *last = (Instant::now(), tally.samples);
 }
 
-// ---- list and analyze -----------------------------------------------------------------------
-
-/// GET `path` from the API; a problem answer is printed (its `detail`) and exits 1.
-async fn get(api: &ApiArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-    let base = api.api_url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("build the http client")?;
-    let response = client
-        .get(format!("{base}{path}"))
-        .query(query)
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the API at {base} (is `mission-control serve` running?)")
-        })?;
-    let status = response.status();
-    let body = response.bytes().await.context("read the API's answer")?;
-    if !status.is_success() {
-        let problem: Option<Value> = serde_json::from_slice(&body).ok();
-        let detail = problem
-            .as_ref()
-            .and_then(|p| p.get("detail").or_else(|| p.get("title")))
-            .and_then(Value::as_str)
-            .map_or_else(
-                || String::from_utf8_lossy(&body).into_owned(),
-                str::to_owned,
-            );
-        eprintln!("error: {status}: {detail}");
-        std::process::exit(1);
-    }
-    serde_json::from_slice(&body).context("the API's answer is not JSON")
-}
-
-/// A JSON value as a table cell: strings without quotes.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", parts.join("  ").trim_end());
-    };
-    line(header);
-    for row in rows {
-        line(row);
-    }
-}
-
-async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let mut query = vec![
-        ("spacecraftId", args.spacecraft_id.clone()),
-        ("limit", args.limit.to_string()),
-    ];
-    for (name, v) in [
-        ("parameter", &args.parameter),
-        ("from", &args.from),
-        ("to", &args.to),
-        ("cursor", &args.cursor),
-    ] {
-        if let Some(v) = v {
-            query.push((name, v.clone()));
-        }
-    }
-    let answer = get(&args.api, "/api/v1/telemetry", &query).await?;
-    if args.api.json {
-        println!("{answer}");
-        return Ok(());
-    }
-    let items = answer
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if items.is_empty() {
-        println!("no telemetry for {}", args.spacecraft_id);
-        return Ok(());
-    }
-    let mut header = vec!["timestamp".to_owned(), "position".to_owned()];
-    let rows: Vec<Vec<String>> = match &args.parameter {
-        Some(p) => {
-            header.push(p.clone());
-            items
-                .iter()
-                .map(|i| {
-                    vec![
-                        cell(&i["timestamp"]),
-                        cell(&i["position"]),
-                        cell(&i["value"]),
-                    ]
-                })
-                .collect()
-        }
-        None => {
-            // Columns: every parameter any row has, in the order first seen.
-            let mut names: Vec<String> = Vec::new();
-            for i in &items {
-                if let Some(params) = i["parameters"].as_object() {
-                    for name in params.keys() {
-                        if !names.contains(name) {
-                            names.push(name.clone());
-                        }
-                    }
-                }
-            }
-            header.extend(names.iter().cloned());
-            items
-                .iter()
-                .map(|i| {
-                    let mut row = vec![cell(&i["timestamp"]), cell(&i["position"])];
-                    row.extend(names.iter().map(|n| cell(&i["parameters"][n.as_str()])));
-                    row
-                })
-                .collect()
-        }
-    };
-    print_table(&header, &rows);
-    match answer.get("nextCursor").and_then(Value::as_str) {
-        Some(next) => println!("{} rows; more with --cursor {next}", rows.len()),
-        None => println!("{} rows", rows.len()),
-    }
-    Ok(())
-}
-
-async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let query = [
-        ("spacecraftId", args.spacecraft_id.clone()),
-        ("limit", args.limit.to_string()),
-    ];
-    let answer = get(&args.api, "/api/v1/telemetry/analyze", &query).await?;
-    if args.api.json {
-        println!("{answer}");
-        return Ok(());
-    }
-    let violations = answer
-        .get("violations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let snapshots = answer.get("snapshots").and_then(Value::as_u64).unwrap_or(0);
-    if !violations.is_empty() {
-        const COLUMNS: [&str; 6] = [
-            "timestamp",
-            "parameter",
-            "value",
-            "severity",
-            "limit",
-            "threshold",
-        ];
-        let header: Vec<String> = COLUMNS.map(str::to_owned).to_vec();
-        let rows: Vec<Vec<String>> = violations
-            .iter()
-            .map(|v| COLUMNS.iter().map(|k| cell(&v[*k])).collect())
-            .collect();
-        print_table(&header, &rows);
-    }
-    println!(
-        "{} violations in the last {snapshots} snapshots of {}",
-        violations.len(),
-        args.spacecraft_id
-    );
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::TelemetryCommand;
     use clap::Parser;
+    use serde_json::Value;
 
     #[derive(Parser)]
     struct T {
