@@ -121,8 +121,10 @@ stop_nats() {
   pid="$(cat "$NATS_PID")"
   log "stopping nats-server (pid $pid)"
   kill -TERM "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && die "nats-server (pid $pid) did not stop"
+  # An exited server stays a zombie until its parent (the `up` shell's serve) reaps it: gone too.
+  alive() { kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]; }
+  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+  alive "$pid" && die "nats-server (pid $pid) did not stop"
   rm -f "$NATS_PID"
 }
 
