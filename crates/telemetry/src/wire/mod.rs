@@ -8,6 +8,9 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 
+#[cfg(test)]
+mod tests;
+
 /// Timestamps before this (2000-01-01T00:00:00Z) are refused as implausible.
 pub const EARLIEST_MS: i64 = 946_684_800_000;
 /// Snapshots in one message or request, at most.
