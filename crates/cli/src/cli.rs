@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
     about = "Event-sourced mission operations backend"
 )]
 struct Cli {
-    /// Log filter (tracing env-filter syntax), e.g. `info` or `mc_api=debug,info`.
-    #[arg(long, env = "MC_LOG", default_value = "info", global = true)]
-    log: String,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `mc_api=debug,info`. Default:
+    /// `info`, or `warn` for the `telemetry` commands (their output is the point).
+    #[arg(long, env = "MC_LOG", global = true)]
+    log: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "MC_LOG_FORMAT", default_value = "text", global = true)]
     log_format: String,
@@ -151,7 +152,11 @@ struct ServeArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, &cli.log_format);
+    let default_log = match cli.command {
+        Command::Telemetry { .. } => "warn",
+        _ => "info",
+    };
+    init_tracing(cli.log.as_deref().unwrap_or(default_log), &cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
