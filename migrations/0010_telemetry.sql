@@ -12,27 +12,6 @@ CREATE TABLE telemetry_frames (
 -- Unique, so a snapshot stored twice aborts its batch instead of being counted twice.
 CREATE UNIQUE INDEX telemetry_frames_key ON telemetry_frames (spacecraft_id, ts DESC, position DESC, idx DESC);
 
--- Creates the day partition holding `day` if it is missing. SECURITY DEFINER so the
--- application role (mc_app), which does not own the table, can call it.
-CREATE FUNCTION mc_telemetry_partition(day date) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-DECLARE
-    part text := format('telemetry_frames_%s', to_char(day, 'YYYYMMDD'));
-BEGIN
-    IF to_regclass(part) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    EXECUTE format(
-        'CREATE TABLE IF NOT EXISTS %I PARTITION OF telemetry_frames FOR VALUES FROM (%L) TO (%L)',
-        part,
-        to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
-        to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
-EXCEPTION WHEN duplicate_table OR unique_violation THEN
-    -- Another consumer created it at the same moment.
-    NULL;
-END;
-$$;
-
 CREATE TABLE telemetry_latest (
     spacecraft_id text        NOT NULL,
     parameter     text        NOT NULL,
@@ -57,7 +36,40 @@ CREATE TABLE telemetry_rollups (
     last             double precision NOT NULL,
     last_at          timestamptz      NOT NULL,
     PRIMARY KEY (spacecraft_id, parameter, interval_seconds, bucket)
-);
+) PARTITION BY LIST (interval_seconds);
+CREATE TABLE telemetry_rollups_1m PARTITION OF telemetry_rollups FOR VALUES IN (60);
+CREATE TABLE telemetry_rollups_1h PARTITION OF telemetry_rollups FOR VALUES IN (3600);
+-- 1 s rollups have a row per parameter and second: partitioned by day like the raw frames, so
+-- retention drops whole days.
+CREATE TABLE telemetry_rollups_1s PARTITION OF telemetry_rollups FOR VALUES IN (1) PARTITION BY RANGE (bucket);
+
+-- Creates the day partitions holding `day` (raw frames and 1 s rollups) if they are missing.
+-- SECURITY DEFINER so the application role (mc_app), which does not own the tables, can call it.
+CREATE FUNCTION mc_telemetry_partition(day date) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    suffix text := to_char(day, 'YYYYMMDD');
+    low text := to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00';
+    high text := to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00';
+BEGIN
+    IF to_regclass('telemetry_frames_' || suffix) IS NULL THEN
+        BEGIN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF telemetry_frames FOR VALUES FROM (%L) TO (%L)',
+                'telemetry_frames_' || suffix, low, high);
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL; -- another consumer created it at the same moment
+        END;
+    END IF;
+    IF to_regclass('telemetry_rollups_1s_' || suffix) IS NULL THEN
+        BEGIN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF telemetry_rollups_1s FOR VALUES FROM (%L) TO (%L)',
+                'telemetry_rollups_1s_' || suffix, low, high);
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+END;
+$$;
 
 CREATE TABLE telemetry_evaluator (
     spacecraft_id text    NOT NULL,

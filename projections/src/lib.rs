@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alarms",
         include_str!("../../migrations/0011_alarms.sql"),
     ),
+    (
+        12,
+        "telemetry retention",
+        include_str!("../../migrations/0012_telemetry_retention.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

@@ -171,6 +171,8 @@ e2e_rate=$(awk -v s="$samples" -v t="$e2e_secs" 'BEGIN{printf "%.0f", (t > 0 ? s
 peak_rss_mib=$(($(status_kib VmHWM) / 1024))
 frames=$(sql "SELECT count(*) FROM telemetry_frames")
 alarms=$(sql "SELECT count(*) FROM alarms")
+frames_bytes=$(sql "SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'telemetry\_frames\_%'")
+rollup_bytes=$(sql "SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'telemetry\_rollups\_%'")
 rollups=$(psql "$dburl" -tAc "SELECT coalesce(json_agg(json_build_object('intervalSeconds', interval_seconds, 'rows', n, 'samples', s) ORDER BY interval_seconds), '[]') FROM (SELECT interval_seconds, count(*) AS n, sum(count) AS s FROM telemetry_rollups GROUP BY 1) r" 2>/dev/null || echo 'null')
 
 echo
@@ -182,6 +184,8 @@ echo "telemetry_rollups (interval_seconds | rows | samples):"
 psql "$dburl" -tAc "SELECT interval_seconds, count(*), sum(count) FROM telemetry_rollups GROUP BY 1 ORDER BY 1" 2>/dev/null | sed 's/^/  /' || echo "  n/a"
 echo "alarms rows: $alarms"
 echo "server peak rss: $peak_rss_mib MiB"
+echo "postgres storage: raw frames $((frames_bytes / 1048576)) MiB ($(awk -v b="$frames_bytes" -v s="$samples" 'BEGIN{printf "%.1f", (s > 0 ? b / s : 0)}') bytes/sample)," \
+  "rollups $((rollup_bytes / 1048576)) MiB"
 echo "cpu seconds while publishing and draining (2 cores x $e2e_secs s available): server $cpu_server," \
   "nats-server $cpu_nats, postgres $cpu_pg, publisher $cpu_pub (sampled every 0.2 s)"
 jq -cn --argjson publish "$summary" --argjson rollups "${rollups:-null}" \
@@ -191,12 +195,14 @@ jq -cn --argjson publish "$summary" --argjson rollups "${rollups:-null}" \
   --argjson peakRssMiB "$peak_rss_mib" --argjson seconds "$SECS" \
   --argjson cpuServer "$cpu_server" --argjson cpuNats "$cpu_nats" --argjson cpuPostgres "$cpu_pg" \
   --argjson cpuPublisher "$cpu_pub" \
+  --argjson framesBytes "${frames_bytes:-0}" --argjson rollupBytes "${rollup_bytes:-0}" \
   --argjson spacecraft "$SPACECRAFT" --argjson parameters "$PARAMS" --argjson rate "$RATE" '{
     bench: "telemetry", seconds: $seconds, spacecraft: $spacecraft, parameters: $parameters,
     rate: $rate, publish: $publish, drained: $drained, drainSeconds: $drainSeconds,
     e2eSeconds: $e2eSeconds, e2eSamplesPerSecond: $e2eSamplesPerSecond,
     telemetryFrames: ($frames | tonumber? // null), rollups: $rollups,
     alarms: ($alarms | tonumber? // null), peakRssMiB: $peakRssMiB,
-    cpuSeconds: {server: $cpuServer, nats: $cpuNats, postgres: $cpuPostgres, publisher: $cpuPublisher}
+    cpuSeconds: {server: $cpuServer, nats: $cpuNats, postgres: $cpuPostgres, publisher: $cpuPublisher},
+    storageBytes: {frames: $framesBytes, rollups: $rollupBytes}
   }'
 [[ $pub_rc == 0 && $drain_ok == true ]]

@@ -21,3 +21,4 @@ mod telemetry;
 mod telemetry_alarms;
 mod telemetry_cli;
 mod telemetry_kill;
+mod telemetry_retention;

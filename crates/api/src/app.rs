@@ -391,6 +391,14 @@ async fn boot(
                     .run(cancel.clone()),
             ),
         ]
+        .into_iter()
+        .chain(state.telemetry.retention_days.map(|days| {
+            tokio::spawn(
+                mc_telemetry::retention::Retention::new(state.pool.clone(), days)
+                    .run(cancel.clone()),
+            )
+        }))
+        .collect()
     } else {
         Vec::new()
     };

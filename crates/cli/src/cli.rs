@@ -148,6 +148,10 @@ struct ServeArgs {
     #[arg(long, env = "MC_TELEMETRY_STORE_WINDOW_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     telemetry_store_window_ms: u64,
+    /// Whole days of raw telemetry and 1 s rollups kept in Postgres before today (UTC); older
+    /// day partitions are dropped hourly. 0 keeps everything. 1 min and 1 h rollups are kept.
+    #[arg(long, env = "MC_TELEMETRY_RETENTION_DAYS", default_value_t = 0)]
+    telemetry_retention_days: u32,
 }
 
 pub fn main() -> ExitCode {
@@ -221,6 +225,8 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
             unknown_spacecraft: args.telemetry_unknown_spacecraft,
             max_future_ms: i64::from(args.telemetry_max_future_seconds) * 1000,
             store_window: Duration::from_millis(args.telemetry_store_window_ms),
+            retention_days: (args.telemetry_retention_days > 0)
+                .then_some(args.telemetry_retention_days),
         },
     };
     let app = Application::build(config).await?;

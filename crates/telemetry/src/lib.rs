@@ -15,6 +15,7 @@ pub mod dlq;
 pub mod ingest;
 pub mod read;
 mod registry;
+pub mod retention;
 pub mod stale;
 mod store;
 pub mod wire;
@@ -59,6 +60,8 @@ pub struct TelemetryConfig {
     /// How long the store consumer gathers a batch after its first message: longer writes
     /// rollups less often (less Postgres CPU), shorter makes stored telemetry queryable sooner.
     pub store_window: Duration,
+    /// Whole days of raw frames and 1 s rollups kept before today (UTC); `None` keeps all.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for TelemetryConfig {
@@ -67,6 +70,7 @@ impl Default for TelemetryConfig {
             unknown_spacecraft: UnknownSpacecraft::Register,
             max_future_ms: 5 * 60 * 1000,
             store_window: Duration::from_millis(500),
+            retention_days: None,
         }
     }
 }
