@@ -434,3 +434,48 @@ fn replace_bytes(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out[at..at + from.len()].copy_from_slice(to);
     out
 }
+
+#[tokio::test]
+async fn an_http_retry_with_the_same_idempotency_key_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let now = Utc::now().timestamp_millis();
+    let body = json!([
+        {"spacecraftId": "SC-001", "timestamp": now, "parameters": {"temp": 1}},
+        {"spacecraftId": "SC-002", "timestamp": now, "parameters": {"temp": 2}},
+    ]);
+    let key = uuid::Uuid::now_v7().to_string();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(app.url("/telemetry"))
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        answers.push(r.json::<Value>().await.unwrap());
+    }
+    assert_eq!(
+        answers[0]["positions"], answers[1]["positions"],
+        "{answers:?}"
+    );
+    let js = js(&app).await;
+    let head = js
+        .get_stream("MC_TELEMETRY")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    assert_eq!(head, 2, "one message per spacecraft, not per attempt");
+    wait_consumer(&app, mc_telemetry::STORE, head).await;
+    let frames: i64 = sqlx::query_scalar("SELECT count(*) FROM telemetry_frames")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(frames, 2);
+}
