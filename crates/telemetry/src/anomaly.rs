@@ -9,7 +9,6 @@
 
 use crate::wire::{self, Context as WireContext, Format};
 use crate::Message;
-use futures::{StreamExt, TryStreamExt};
 use mc_commands::{AlarmService, CommandContext};
 use mc_domain::alarm::{AlarmCommand, AlarmKey, AlarmKind};
 use mc_domain::ids::AlarmId;
@@ -24,9 +23,6 @@ const TRANSITIONS: &str = "mc_alarm_transitions_total";
 const TRANSITIONS_HELP: &str = "Alarm transitions decided by the anomaly processor.";
 /// Namespace of the deterministic command ids of processor transitions.
 const COMMANDS: Uuid = Uuid::from_u128(0x6d63_616e_6f6d_616c_7974_7261_6e73_0001);
-
-/// Alarms whose commands are sent concurrently.
-const SENDS_IN_FLIGHT: usize = 64;
 
 /// One alarm command to send, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,31 +107,10 @@ impl AnomalySink {
         for m in batch {
             self.judge(m);
         }
-        // Commands to one alarm go in order; different alarms are independent, so up to
-        // SENDS_IN_FLIGHT of them are sent at once (an alarm storm is not one round trip per
-        // alarm in a row). A failure fails the batch, which is judged again from the checkpoint;
-        // ordinals make whatever was already applied a no-op.
-        let mut groups: Vec<Vec<Pending>> = Vec::new();
-        let mut group_of: HashMap<(String, String), usize> = HashMap::new();
         for p in std::mem::take(&mut self.pending) {
-            let key = (p.spacecraft.clone(), p.parameter.clone());
-            let i = *group_of.entry(key).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[i].push(p);
+            self.send(&p).await?;
         }
-        let this = &*self;
-        futures::stream::iter(groups)
-            .map(|group| async move {
-                for p in &group {
-                    this.send(p).await?;
-                }
-                Ok::<(), String>(())
-            })
-            .buffer_unordered(SENDS_IN_FLIGHT)
-            .try_collect::<()>()
-            .await
+        Ok(())
     }
 
     fn judge(&mut self, m: &Message) {
