@@ -6,6 +6,7 @@
 //! `start + f * 1000 / rate` ms and the same parameter values, so two runs with the same
 //! `--start-ms` publish the same snapshots.
 
+mod generator;
 mod publish;
 mod query;
 
