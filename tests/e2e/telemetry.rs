@@ -55,6 +55,18 @@ pub async fn wait_consumer(app: &TestApp, name: &str, position: u64) {
     }
 }
 
+/// The last sequence of a stream.
+pub async fn stream_head(js: &jetstream::Context, stream: &str) -> u64 {
+    js.get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence
+}
+
 /// Every message of MC_DLQ as (reason, origin position).
 pub async fn dead_letters(js: &jetstream::Context) -> Vec<(String, String)> {
     let mut stream = js.get_stream("MC_DLQ").await.unwrap();
@@ -349,15 +361,7 @@ async fn bad_telemetry_goes_to_the_dead_letter_stream_and_ingest_goes_on() {
     );
 
     // HTTP refuses the same faults synchronously and publishes nothing.
-    let head = js
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let head = stream_head(&js, "MC_TELEMETRY").await;
     let r = app
         .http
         .post(app.url("/telemetry"))
@@ -386,15 +390,7 @@ async fn bad_telemetry_goes_to_the_dead_letter_stream_and_ingest_goes_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let after = js
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let after = stream_head(&js, "MC_TELEMETRY").await;
     assert_eq!(after, head);
 }
 
@@ -462,15 +458,7 @@ async fn an_http_retry_with_the_same_idempotency_key_is_stored_once() {
         "{answers:?}"
     );
     let js = js(&app).await;
-    let head = js
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let head = stream_head(&js, "MC_TELEMETRY").await;
     assert_eq!(head, 2, "one message per spacecraft, not per attempt");
     wait_consumer(&app, mc_telemetry::STORE, head).await;
     let frames: i64 = sqlx::query_scalar("SELECT count(*) FROM telemetry_frames")

@@ -3,7 +3,7 @@
 //! replay determinism.
 
 use crate::helpers::TestApp;
-use crate::telemetry::{js, publish_json, wait_consumer};
+use crate::telemetry::{js, publish_json, stream_head, wait_consumer};
 use chrono::Utc;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -26,15 +26,7 @@ pub(crate) async fn configure(app: &TestApp, sc: &str, body: Value) {
 /// Wait until the archive holds the whole event log.
 pub(crate) async fn settle(app: &TestApp) {
     let js = js(app).await;
-    let head = js
-        .get_stream("MC_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let head = stream_head(&js, "MC_EVENTS").await;
     app.wait_projection("archive", head).await;
     app.wait_projection("alarms", head).await;
 }
@@ -331,16 +323,7 @@ async fn replaying_the_same_telemetry_under_the_same_limits_gives_identical_alar
         .await
         .unwrap();
     app.start().await;
-    let head = js(&app)
-        .await
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let head = stream_head(&js(&app).await, "MC_TELEMETRY").await;
     wait_consumer(&app, mc_telemetry::ANOMALY, head).await;
     assert_eq!(transitions(&app, "temp").await, before);
     assert_eq!(state(&app).await, evaluator);

@@ -3,6 +3,7 @@
 //! them back, and bad input exits non-zero with the server's reason.
 
 use crate::helpers::TestApp;
+use crate::telemetry::stream_head;
 use crate::telemetry::wait_consumer;
 use crate::telemetry_alarms::{alarm, configure};
 use serde_json::{json, Value};
@@ -73,15 +74,7 @@ async fn publish_list_and_analyze_from_the_command_line() {
         "{summary}"
     );
     let js = crate::telemetry::js(&app).await;
-    let head = js
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let head = stream_head(&js, "MC_TELEMETRY").await;
     assert_eq!(head, 20);
     wait_consumer(&app, mc_telemetry::STORE, head).await;
     wait_consumer(&app, mc_telemetry::ANOMALY, head).await;

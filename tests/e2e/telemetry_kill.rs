@@ -2,6 +2,7 @@
 //! rollups count each sample once, and no alarm transition is repeated.
 
 use crate::helpers::{spawn_binary, wait_ready, KillOnDrop};
+use crate::telemetry::stream_head;
 use async_nats::jetstream;
 use chrono::Utc;
 use mc_domain::spacecraft::ParameterLimits;
@@ -83,15 +84,7 @@ async fn kill_9_of_the_telemetry_processor_loses_and_doubles_nothing() {
     for a in acks {
         a.await.unwrap();
     }
-    let last = js
-        .get_stream("MC_TELEMETRY")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let last = stream_head(&js, "MC_TELEMETRY").await;
     assert_eq!(last, FRAMES as u64);
 
     // Kill twice: first once the store consumer has committed a batch (it is mid-stream), then,
@@ -168,15 +161,7 @@ async fn kill_9_of_the_telemetry_processor_loses_and_doubles_nothing() {
             state.step(Some(&limits), SampleValue::Number(v)).is_some()
         })
         .count();
-    let js_head = js
-        .get_stream("MC_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let js_head = stream_head(&js, "MC_EVENTS").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while checkpoint(&db, "archive").await < js_head {
         assert!(Instant::now() < deadline, "archive never caught up");

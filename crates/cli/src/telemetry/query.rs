@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use serde_json::Value;
 use std::time::Duration;
 
-
 /// GET `path` from the API; a problem answer is printed (its `detail`) and exits 1.
 async fn get(api: &ApiArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
     let base = api.api_url.trim_end_matches('/');
