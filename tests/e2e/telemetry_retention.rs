@@ -126,4 +126,19 @@ async fn old_days_of_raw_telemetry_are_dropped_and_rollups_above_a_second_stay()
         count(&app, "SELECT count(*) FROM telemetry_frames").await,
         2
     );
+
+    // A late sample for a day the store had already written to (and so knew a partition of)
+    // before retention dropped it: the store recreates the partition instead of failing.
+    let t = (now - Days::days(5)).timestamp_millis();
+    let late = publish_json(
+        &js,
+        "SC-001",
+        &json!({"timestamp": t, "parameters": {"temp": 5}}),
+    )
+    .await;
+    wait_consumer(&app, mc_telemetry::STORE, late).await;
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM telemetry_frames").await,
+        3
+    );
 }

@@ -84,6 +84,7 @@ pub struct StoreSink {
     max_future_ms: i64,
     copy: CopyWriter,
     acc: HashMap<String, HashMap<String, ParamAcc>>,
+    /// Days whose partitions this sink has made sure of (epoch days).
     partitions: HashSet<i64>,
     letters: Vec<DeadLetter>,
     samples: u64,
@@ -253,8 +254,17 @@ impl StoreSink {
         }
     }
 
-    /// Write the prepared batch in the caller's transaction.
+    /// Write the prepared batch in the caller's transaction. On failure the partitions this
+    /// sink knows are forgotten: retention may have dropped one, and the retry creates it again.
     pub async fn write(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let written = self.write_batch(tx).await;
+        if written.is_err() {
+            self.partitions.clear();
+        }
+        written
+    }
+
+    async fn write_batch(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         let frames = self.copy.rows();
         if frames > 0 {
             let mut copy = tx
