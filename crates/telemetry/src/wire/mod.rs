@@ -18,6 +18,12 @@ pub const SNAPSHOTS_MAX: usize = 10_000;
 /// Parameters in one snapshot, at most.
 pub const PARAMETERS_MAX: usize = 10_000;
 pub const PARAMETER_NAME_MAX: usize = 64;
+/// Characters in a string value, at most.
+pub const STRING_MAX: usize = 256;
+/// Nesting of arrays and maps a payload may have. A snapshot needs three (array of
+/// snapshots, snapshot, parameters); the rest is room for a value the validation refuses by
+/// name. The decoders recurse per level, so this bounds their stack use whatever the input.
+pub const MAX_DEPTH: usize = 16;
 
 /// How a payload is encoded (`Content-Type: application/msgpack`, else JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,10 +109,24 @@ impl Snapshots<'_> {
 }
 
 /// Decode a payload into snapshots. An error here rejects the whole payload (it is not
-/// telemetry at all); per-snapshot faults are found by [`validate`].
+/// telemetry at all); per-snapshot faults are found by [`validate`]. Nesting is bounded by
+/// [`MAX_DEPTH`], and a panic inside the decoder is caught and returned as an error, so no
+/// payload can take the process down.
 pub fn decode(format: Format, payload: &[u8]) -> Result<Snapshots<'_>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(format, payload)
+    }))
+    .unwrap_or_else(|_| Err("the decoder failed on this payload (a bug, caught)".into()))
+}
+
+fn decode_unguarded(format: Format, payload: &[u8]) -> Result<Snapshots<'_>, String> {
     let snapshots = match format {
         Format::Json => {
+            if !mc_domain::values::json_nesting_within(payload, MAX_DEPTH) {
+                return Err(format!(
+                    "undecodable json: nested more than {MAX_DEPTH} levels deep"
+                ));
+            }
             let mut de = serde_json::Deserializer::from_slice(payload);
             let s =
                 Snapshots::deserialize(&mut de).map_err(|e| format!("undecodable json: {e}"))?;
@@ -115,7 +135,15 @@ pub fn decode(format: Format, payload: &[u8]) -> Result<Snapshots<'_>, String> {
         }
         Format::MsgPack => {
             let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-            Snapshots::deserialize(&mut de).map_err(|e| format!("undecodable msgpack: {e}"))?
+            // rmp counts down and fails on reaching zero: N allows N - 1 levels.
+            de.set_max_depth(MAX_DEPTH + 1);
+            let s = Snapshots::deserialize(&mut de).map_err(|e| match e {
+                rmp_serde::decode::Error::DepthLimitExceeded => {
+                    format!("undecodable msgpack: nested more than {MAX_DEPTH} levels deep")
+                }
+                e => format!("undecodable msgpack: {e}"),
+            })?;
+            s
         }
     };
     if snapshots.items.is_empty() {
@@ -159,8 +187,26 @@ pub struct Context<'c> {
 }
 
 /// Validate one snapshot; `at` prefixes field names for arrays (`[3].`). The spacecraft of
-/// the snapshot is returned with it (the subject's on NATS).
+/// the snapshot is returned with it (the subject's on NATS). A panic inside is caught and
+/// makes the snapshot invalid.
 pub fn validate<'s, 'a>(
+    snapshot: &'s WireSnapshot<'a>,
+    at: &str,
+    cx: &Context<'s>,
+    names: &mut Vec<&'s str>,
+) -> Result<(&'s str, Snapshot<'s>), Invalid> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        validate_unguarded(snapshot, at, cx, names)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Invalid {
+            field: format!("{at}parameters"),
+            message: "validation failed on this snapshot (a bug, caught)".into(),
+        })
+    })
+}
+
+fn validate_unguarded<'s, 'a>(
     snapshot: &'s WireSnapshot<'a>,
     at: &str,
     cx: &Context<'s>,
@@ -225,7 +271,7 @@ pub fn validate<'s, 'a>(
         let name: &str = name;
         if !valid_name(name) {
             return Err(bad(
-                &format!("parameters.{name}"),
+                &format!("parameters.{}", shown_name(name)),
                 format!("parameter names are 1 to {PARAMETER_NAME_MAX} of A-Z a-z 0-9 _ - . :"),
             ));
         }
@@ -238,13 +284,10 @@ pub fn validate<'s, 'a>(
                 ))
             }
             WireValue::Bool(b) => SampleValue::Bool(*b),
-            WireValue::Text(s) if s.chars().count() <= 256 => SampleValue::Text(s),
-            WireValue::Text(_) => {
-                return Err(bad(
-                    &format!("parameters.{name}"),
-                    "strings are at most 256 characters".into(),
-                ))
-            }
+            WireValue::Text(s) => match mc_domain::values::check_text(s, "", STRING_MAX) {
+                Ok(()) => SampleValue::Text(s),
+                Err(e) => return Err(bad(&format!("parameters.{name}"), e.message)),
+            },
             WireValue::Other(kind) => {
                 return Err(bad(
                     &format!("parameters.{name}"),
@@ -267,6 +310,15 @@ pub fn validate<'s, 'a>(
             samples,
         },
     ))
+}
+
+/// An invalid parameter name as errors show it: escaped, and cut after 64 characters.
+fn shown_name(name: &str) -> String {
+    let mut shown: String = name.chars().take(PARAMETER_NAME_MAX).collect();
+    if shown.len() < name.len() {
+        shown.push('…');
+    }
+    shown.escape_debug().to_string()
 }
 
 fn valid_name(name: &str) -> bool {
