@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// Nesting of arrays and maps a stored commit may have: the commit, its events, an event and
+/// its payload take four, client metadata (at most 16 levels, checked at the boundary) fits
+/// well inside. The decoder recurses per level, so this bounds its stack use whatever a
+/// message in the stream holds.
+pub const COMMIT_MAX_DEPTH: usize = 64;
+
 /// Who and why: the metadata shared by every event of a commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitMeta {
@@ -82,8 +88,13 @@ impl Commit {
         rmp_serde::to_vec_named(self).unwrap_or_default()
     }
 
+    /// Decode a commit read from the stream; nesting deeper than [`COMMIT_MAX_DEPTH`] is an
+    /// error (`DepthLimitExceeded`), not a stack overflow.
     pub fn decode(bytes: &[u8]) -> Result<Self, rmp_serde::decode::Error> {
-        rmp_serde::from_slice(bytes)
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        // rmp counts down and fails on reaching zero: N allows N - 1 levels.
+        de.set_max_depth(COMMIT_MAX_DEPTH + 1);
+        Self::deserialize(&mut de)
     }
 
     /// Decode the events into a domain enum, upcasting old schema versions.
@@ -126,6 +137,81 @@ mod tests {
         };
         let bytes = commit.encode();
         assert_eq!(Commit::decode(&bytes).unwrap(), commit);
+    }
+
+    fn commit(payload: Value) -> Commit {
+        Commit {
+            aggregate_type: "agent".into(),
+            aggregate_id: "a1".into(),
+            meta: CommitMeta {
+                command_id: Uuid::now_v7(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: None,
+                actor: "user:test".into(),
+                occurred_at: Utc::now(),
+            },
+            events: vec![StoredEvent {
+                event_id: Uuid::now_v7(),
+                aggregate_version: 1,
+                event_type: "agent.registered".into(),
+                schema_version: 1,
+                payload,
+            }],
+        }
+    }
+
+    /// Run `f` on a thread with a quarter of a tokio worker's stack.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn metadata_as_deep_as_the_boundary_allows_decodes() {
+        let mut metadata = json!("leaf");
+        for _ in 0..16 {
+            metadata = json!({ "k": metadata });
+        }
+        let c = commit(json!({"name": "probe", "metadata": metadata}));
+        let bytes = c.encode();
+        assert_eq!(on_small_stack(move || Commit::decode(&bytes).unwrap()), c);
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_decodes_on_a_small_stack() {
+        // The commit, its events and the event take three levels; the payload the rest.
+        let nested = |levels: usize| {
+            let mut v = json!(1);
+            for _ in 0..levels {
+                v = json!([v]);
+            }
+            v
+        };
+        let c = commit(nested(COMMIT_MAX_DEPTH - 3));
+        let bytes = c.encode();
+        assert_eq!(on_small_stack(move || Commit::decode(&bytes).unwrap()), c);
+        let deeper = commit(nested(COMMIT_MAX_DEPTH - 2)).encode();
+        assert!(Commit::decode(&deeper).is_err());
+    }
+
+    #[test]
+    fn a_nesting_bomb_in_the_stream_is_an_error_not_a_stack_overflow() {
+        // Splice 1,000 levels of arrays where a placeholder string was encoded.
+        let bytes = commit(json!("@@bomb@@")).encode();
+        let at = bytes.windows(8).position(|w| w == b"@@bomb@@").unwrap() - 1;
+        let mut bomb = bytes[..at].to_vec();
+        bomb.extend(std::iter::repeat_n(0x91u8, 1_000));
+        bomb.push(0xc0);
+        bomb.extend_from_slice(&bytes[at + 9..]);
+        let err = on_small_stack(move || Commit::decode(&bomb).unwrap_err());
+        assert!(
+            matches!(err, rmp_serde::decode::Error::DepthLimitExceeded),
+            "{err}"
+        );
     }
 
     #[test]
