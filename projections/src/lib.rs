@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "telemetry retention",
         include_str!("../../migrations/0012_telemetry_retention.sql"),
     ),
+    (
+        13,
+        "least privilege",
+        include_str!("../../migrations/0013_least_privilege.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

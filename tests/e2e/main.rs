@@ -15,6 +15,7 @@ mod process_manager;
 mod projections;
 mod projector;
 mod rebuild;
+mod roles;
 mod spacecraft;
 mod startup;
 mod telemetry;

@@ -2,6 +2,9 @@
 //! `migrate`. Every flag also reads an `MC_*` environment variable.
 
 use anyhow::Context as _;
+// Boolean settings read from the environment go through `BoolishValueParser` (1/0, true/false,
+// yes/no, on/off); a test below checks every one.
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use mc_api::{Application, Config};
 use std::net::SocketAddr;
@@ -123,11 +126,11 @@ struct ServeArgs {
     #[arg(long, env = "MC_READ_WAIT_MS", default_value_t = 2000)]
     read_wait_ms: u64,
     /// Do not run projectors in this process (run them elsewhere).
-    #[arg(long, env = "MC_NO_PROJECTORS")]
+    #[arg(long, env = "MC_NO_PROJECTORS", value_parser = BoolishValueParser::new())]
     no_projectors: bool,
     /// Do not apply migrations at start (when serving as the `mc_app` role); wait until
     /// `mission-control migrate` has applied them.
-    #[arg(long, env = "MC_NO_MIGRATE")]
+    #[arg(long, env = "MC_NO_MIGRATE", value_parser = BoolishValueParser::new())]
     no_migrate: bool,
     /// Projections (comma-separated names) that record and skip events they cannot apply
     /// instead of stopping.
@@ -136,6 +139,10 @@ struct ServeArgs {
     /// `/health/ready` fails while any projection lags more than this many events.
     #[arg(long, env = "MC_READY_MAX_LAG")]
     ready_max_lag: Option<u64>,
+    /// `/health/ready` fails while a projection or telemetry consumer has had messages waiting
+    /// longer than this many seconds and has not advanced for as long (stuck, not only slow).
+    #[arg(long, env = "MC_READY_STALL_SECONDS", default_value_t = 60)]
+    ready_stall_seconds: u64,
     /// Telemetry from a spacecraft nobody registered: `register` it (name = id) or `reject`
     /// it (to the dead-letter stream over NATS, 422 over HTTP).
     #[arg(long, env = "MC_TELEMETRY_UNKNOWN_SPACECRAFT", default_value = "register", value_parser = mc_telemetry::UnknownSpacecraft::parse)]
@@ -221,6 +228,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         migrate_on_start: !args.no_migrate,
         skip_poison: args.skip_poison,
         ready_max_lag: args.ready_max_lag,
+        ready_stall: Duration::from_secs(args.ready_stall_seconds),
         telemetry: mc_telemetry::TelemetryConfig {
             unknown_spacecraft: args.telemetry_unknown_spacecraft,
             max_future_ms: i64::from(args.telemetry_max_future_seconds) * 1000,
@@ -393,5 +401,67 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::{ArgAction, CommandFactory, Parser};
+
+    /// Every boolean flag that reads an environment variable accepts `1/0/true/false` there
+    /// (`MC_NO_MIGRATE=1`, as the README writes it), and refuses anything else. One test, as it
+    /// is the only one that sets these variables (tests of a binary share its environment).
+    #[test]
+    fn boolean_settings_accept_one_and_zero_from_the_environment() {
+        let parse = |env: &str, value: &str, sub: &str| {
+            std::env::set_var(env, value);
+            let parsed = Cli::command().try_get_matches_from(["mission-control", sub]);
+            std::env::remove_var(env);
+            parsed
+        };
+        let mut checked = Vec::new();
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments() {
+                let (Some(env), ArgAction::SetTrue) = (arg.get_env(), arg.get_action()) else {
+                    continue;
+                };
+                let env = env.to_str().unwrap().to_owned();
+                for (value, expected) in
+                    [("1", true), ("0", false), ("true", true), ("false", false)]
+                {
+                    let matches = parse(&env, value, sub.get_name())
+                        .unwrap_or_else(|e| panic!("{env}={value}: {e}"));
+                    let (_, sub_matches) = matches.subcommand().unwrap();
+                    let got = sub_matches.get_flag(arg.get_id().as_str());
+                    assert_eq!(got, expected, "{env}={value}");
+                }
+                assert!(
+                    parse(&env, "maybe", sub.get_name()).is_err(),
+                    "{env}=maybe accepted"
+                );
+                checked.push(env);
+            }
+        }
+        for expected in ["MC_NO_MIGRATE", "MC_NO_PROJECTORS"] {
+            assert!(
+                checked.iter().any(|e| e == expected),
+                "{expected} not checked"
+            );
+        }
+
+        // Into the typed arguments, and the flag form still works.
+        std::env::set_var("MC_NO_MIGRATE", "1");
+        let cli = Cli::try_parse_from(["mission-control", "serve"]);
+        std::env::remove_var("MC_NO_MIGRATE");
+        let Command::Serve(args) = cli.expect("MC_NO_MIGRATE=1 parses").command else {
+            panic!("not serve");
+        };
+        assert!(args.no_migrate && !args.no_projectors);
+        let cli = Cli::try_parse_from(["mission-control", "serve", "--no-projectors"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert!(args.no_projectors && !args.no_migrate);
     }
 }
