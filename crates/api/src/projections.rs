@@ -2,12 +2,13 @@
 //! (Prometheus text).
 
 use crate::problem::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ProjectorView};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use async_nats::jetstream::stream::Stream;
 use mc_eventlog::streams;
 use mc_projection::ProjectorStatus;
 use serde::Serialize;
@@ -37,13 +38,36 @@ pub struct Standing {
     pub lag_events: Option<u64>,
     /// Age of the oldest event not applied yet.
     pub lag_seconds: Option<f64>,
+    /// `starting`, `running`, `retrying`, `failed`, `stopped`, or `elsewhere` (another process).
     pub state: &'static str,
+    /// Why it failed (state `failed`) or is retrying.
     pub error: Option<String>,
+    /// The last transient error it recovered from or is retrying.
+    pub last_error: Option<String>,
+    /// Seconds since its checkpoint last moved (in this process).
+    pub idle_seconds: Option<f64>,
     /// A blue/green rebuild in progress.
     pub rebuild: Option<Value>,
 }
 
-/// What is known of one projector before lag is computed.
+/// A consumer of `MC_TELEMETRY` (positions are that stream's sequences).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryStanding {
+    pub name: &'static str,
+    pub stream: &'static str,
+    pub position: u64,
+    /// Messages in `MC_TELEMETRY` not consumed yet (`None` while NATS is unreachable).
+    pub lag_messages: Option<u64>,
+    /// Age of the oldest message not consumed yet.
+    pub lag_seconds: Option<f64>,
+    pub state: &'static str,
+    pub error: Option<String>,
+    pub last_error: Option<String>,
+    pub idle_seconds: Option<f64>,
+}
+
+/// What this process knows of one consumer, before lag is computed.
 struct Entry {
     name: &'static str,
     version: u32,
@@ -52,83 +76,96 @@ struct Entry {
     position: u64,
     state: &'static str,
     error: Option<String>,
+    last_error: Option<String>,
+    idle_seconds: Option<f64>,
+}
+
+impl Entry {
+    fn of(view: &ProjectorView) -> Self {
+        let monitor = view.monitor.lock().map(|m| m.clone()).ok();
+        let (state, error) = match monitor.as_ref().map(|m| &m.status) {
+            None | Some(ProjectorStatus::Starting) => ("starting", None),
+            Some(ProjectorStatus::Running) => ("running", None),
+            Some(ProjectorStatus::Retrying { error }) => ("retrying", Some(error.clone())),
+            Some(ProjectorStatus::Stopped) => ("stopped", None),
+            Some(ProjectorStatus::Failed { position, error }) => {
+                ("failed", Some(format!("at position {position}: {error}")))
+            }
+        };
+        Self {
+            name: view.name,
+            version: view.version,
+            subjects: view.subjects,
+            tables: view.tables,
+            position: *view.position.borrow(),
+            state,
+            error,
+            last_error: monitor.as_ref().and_then(|m| m.last_error.clone()),
+            idle_seconds: monitor.map(|m| m.advanced_at.elapsed().as_secs_f64()),
+        }
+    }
+
+    fn elsewhere(name: &'static str, position: u64) -> Self {
+        Self {
+            name,
+            version: 1,
+            subjects: &[],
+            tables: &[],
+            position,
+            state: "elsewhere",
+            error: None,
+            last_error: None,
+            idle_seconds: None,
+        }
+    }
+}
+
+/// Head of `stream` and a handle to read its messages (both `None` while NATS is away).
+async fn stream_head(state: &AppState, name: &str) -> (Option<u64>, Option<Stream>) {
+    let stream = tokio::time::timeout(QUERY_TIMEOUT, state.log.jetstream().get_stream(name))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let head = stream.as_ref().map(|s| s.cached_info().state.last_sequence);
+    (head, stream)
+}
+
+/// Messages after `position` and the age of the oldest of them.
+async fn lag(head: Option<u64>, stream: Option<&Stream>, position: u64) -> (Option<u64>, Option<f64>) {
+    let lag = head.map(|h| h.saturating_sub(position));
+    let mut seconds = lag.map(|_| 0.0);
+    if let (Some(l), Some(stream)) = (lag, stream) {
+        if l > 0 {
+            if let Ok(Ok(m)) =
+                tokio::time::timeout(QUERY_TIMEOUT, stream.get_raw_message(position + 1)).await
+            {
+                let age = time_now_nanos() - m.time.unix_timestamp_nanos();
+                seconds = Some((age.max(0) as f64) / 1e9);
+            }
+        }
+    }
+    (lag, seconds)
 }
 
 /// The log head (if NATS answers) and every projector's standing: this process's, or in an
 /// API-only process every registered projection as the checkpoint table tells.
 pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
-    let head = tokio::time::timeout(QUERY_TIMEOUT, state.log.head())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let stream = match head {
-        Some(_) => state
-            .log
-            .jetstream()
-            .get_stream_no_info(streams::EVENTS)
-            .await
-            .ok(),
-        None => None,
-    };
-    // Projectors of this process, or (API-only process) the registry with positions from the
-    // checkpoint table and their state unknown here.
-    let mut entries: Vec<Entry> = state
-        .projectors
-        .iter()
-        .map(|p| {
-            let status = p
-                .status
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or(ProjectorStatus::Starting);
-            let (state_name, error) = match status {
-                ProjectorStatus::Starting => ("starting", None),
-                ProjectorStatus::Running => ("running", None),
-                ProjectorStatus::Stopped => ("stopped", None),
-                ProjectorStatus::Failed { position, error } => {
-                    ("failed", Some(format!("at position {position}: {error}")))
-                }
-            };
-            Entry {
-                name: p.name,
-                version: p.version,
-                subjects: p.subjects,
-                tables: p.tables,
-                position: *p.position.borrow(),
-                state: state_name,
-                error,
-            }
-        })
-        .collect();
+    let (head, stream) = stream_head(state, streams::EVENTS).await;
+    let mut entries: Vec<Entry> = state.projectors.iter().map(Entry::of).collect();
     if entries.is_empty() {
         for p in crate::app::all_projections(&state.agents) {
+            let position = state.positions.current(p.name()).await.unwrap_or(0);
             entries.push(Entry {
-                name: p.name(),
                 version: p.version(),
                 subjects: p.subjects(),
                 tables: p.tables(),
-                position: state.positions.current(p.name()).await.unwrap_or(0),
-                state: "elsewhere",
-                error: None,
+                ..Entry::elsewhere(p.name(), position)
             });
         }
     }
     let mut out = Vec::with_capacity(entries.len());
     for p in entries {
-        let position = p.position;
-        let (state_name, error) = (p.state, p.error);
-        let lag_events = head.map(|h| h.saturating_sub(position));
-        let mut lag_seconds = lag_events.map(|_| 0.0);
-        if let (Some(lag), Some(stream)) = (lag_events, &stream) {
-            if lag > 0 {
-                if let Ok(Ok(m)) =
-                    tokio::time::timeout(QUERY_TIMEOUT, stream.get_raw_message(position + 1)).await
-                {
-                    let age = time_now_nanos() - m.time.unix_timestamp_nanos();
-                    lag_seconds = Some((age.max(0) as f64) / 1e9);
-                }
-            }
-        }
+        let (lag_events, lag_seconds) = lag(head, stream.as_ref(), p.position).await;
         let rebuild = match mc_projection::rebuild::rebuild_status(&state.pool, p.name).await {
             Ok(Some(r)) => {
                 let rate = r.position as f64 / r.running_seconds.max(1e-3);
@@ -150,60 +187,41 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
             version: p.version,
             subjects: p.subjects,
             tables: p.tables,
-            position,
+            position: p.position,
             lag_events,
             lag_seconds,
-            state: state_name,
-            error,
+            state: p.state,
+            error: p.error,
+            last_error: p.last_error,
+            idle_seconds: p.idle_seconds,
         });
     }
     (head, out)
 }
 
-/// A consumer of `MC_TELEMETRY` (positions are that stream's sequences).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TelemetryStanding {
-    pub name: &'static str,
-    pub stream: &'static str,
-    pub position: u64,
-    /// Messages in `MC_TELEMETRY` not consumed yet (`None` while NATS is unreachable).
-    pub lag_messages: Option<u64>,
-    /// Age of the oldest message not consumed yet.
-    pub lag_seconds: Option<f64>,
-}
-
 /// The telemetry stream's head and the standing of its consumers.
 pub async fn telemetry_standings(state: &AppState) -> (Option<u64>, Vec<TelemetryStanding>) {
-    let stream = tokio::time::timeout(
-        QUERY_TIMEOUT,
-        state.log.jetstream().get_stream(streams::TELEMETRY),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok);
-    let head = stream.as_ref().map(|s| s.cached_info().state.last_sequence);
-    let mut out = Vec::new();
-    for name in [mc_telemetry::STORE, mc_telemetry::ANOMALY] {
-        let position = state.positions.current(name).await.unwrap_or(0);
-        let lag_messages = head.map(|h| h.saturating_sub(position));
-        let mut lag_seconds = lag_messages.map(|_| 0.0);
-        if let (Some(lag), Some(stream)) = (lag_messages, &stream) {
-            if lag > 0 {
-                if let Ok(Ok(m)) =
-                    tokio::time::timeout(QUERY_TIMEOUT, stream.get_raw_message(position + 1)).await
-                {
-                    let age = time_now_nanos() - m.time.unix_timestamp_nanos();
-                    lag_seconds = Some((age.max(0) as f64) / 1e9);
-                }
-            }
+    let (head, stream) = stream_head(state, streams::TELEMETRY).await;
+    let mut entries: Vec<Entry> = state.consumers.iter().map(Entry::of).collect();
+    if entries.is_empty() {
+        for name in [mc_telemetry::STORE, mc_telemetry::ANOMALY] {
+            let position = state.positions.current(name).await.unwrap_or(0);
+            entries.push(Entry::elsewhere(name, position));
         }
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let (lag_messages, lag_seconds) = lag(head, stream.as_ref(), e.position).await;
         out.push(TelemetryStanding {
-            name,
+            name: e.name,
             stream: streams::TELEMETRY,
-            position,
+            position: e.position,
             lag_messages,
             lag_seconds,
+            state: e.state,
+            error: e.error,
+            last_error: e.last_error,
+            idle_seconds: e.idle_seconds,
         });
     }
     (head, out)
@@ -287,6 +305,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
     for t in telemetry_standings(&state).await.1 {
+        let failed = if t.state == "failed" { 1.0 } else { 0.0 };
+        mc_metrics::gauge(
+            "mc_projection_failed",
+            "1 when a projection stopped on an event it cannot apply.",
+            &[("projection", t.name)],
+            failed,
+        );
         let labels = [("consumer", t.name)];
         mc_metrics::gauge(
             "mc_telemetry_consumer_position",

@@ -2,7 +2,7 @@
 
 use mc_commands::{AgentService, AlarmService, CommentService, MissionService, SpacecraftService};
 use mc_eventlog::EventLog;
-use mc_projection::{Positions, ProjectorStatus};
+use mc_projection::{Monitor, Positions};
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,18 +32,23 @@ pub struct Config {
     pub skip_poison: Vec<String>,
     /// `/health/ready` fails while a projection lags more events than this.
     pub ready_max_lag: Option<u64>,
+    /// `/health/ready` fails while a consumer has had unapplied messages older than this and
+    /// has not advanced for this long (stuck, even if not failed).
+    pub ready_stall: Duration,
     /// Telemetry ingest: the unknown-spacecraft policy and how far in the future a sample may be.
     pub telemetry: mc_telemetry::TelemetryConfig,
 }
 
-/// A projector as the API reports it.
+/// A consumer (event projection or telemetry consumer) as the API reports it.
 #[derive(Clone)]
 pub struct ProjectorView {
     pub name: &'static str,
+    /// The stream it reads (`MC_EVENTS` or `MC_TELEMETRY`).
+    pub stream: &'static str,
     pub version: u32,
     pub subjects: &'static [&'static str],
     pub tables: &'static [&'static str],
-    pub status: Arc<Mutex<ProjectorStatus>>,
+    pub monitor: Arc<Mutex<Monitor>>,
     pub position: watch::Receiver<u64>,
 }
 
@@ -60,6 +65,8 @@ pub struct Inner {
     pub telemetry_registry: mc_telemetry::Registry,
     pub positions: Positions,
     pub projectors: Vec<ProjectorView>,
+    /// The telemetry consumers running in this process.
+    pub consumers: Vec<ProjectorView>,
     pub migrated: AtomicBool,
     pub provisioned: AtomicBool,
     /// The database is paired with the connected `MC_EVENTS` (see ARCHITECTURE.md).
@@ -71,6 +78,7 @@ pub struct Inner {
     pub started: Instant,
     pub read_wait: Duration,
     pub ready_max_lag: Option<u64>,
+    pub ready_stall: Duration,
     /// Serves the `/api/v1` routes (false in the `project` role: health and metrics only).
     pub api: bool,
     /// Rebuilds running in this process.

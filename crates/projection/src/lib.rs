@@ -8,15 +8,22 @@
 //! or below it, so two processes running the same projector never apply a commit twice.
 
 mod checkpoint;
+mod poison;
 pub mod rebuild;
 mod runner;
+mod stream;
 mod wait;
 
 pub use checkpoint::{
     create_checkpoint, load_checkpoint, lock_checkpoint, store_checkpoint, CHECKPOINT_TABLE,
 };
 pub use rebuild::{Progress, Rebuild, RebuildError};
-pub use runner::{Projector, ProjectorError, ProjectorStatus};
+pub use poison::{classify, PoisonPolicy, SinkError};
+pub use runner::Projector;
+pub use stream::{
+    CheckpointedStream, Monitor, ProjectorError, ProjectorStatus, Sink, StreamConfig,
+    StreamMessage,
+};
 pub use wait::Positions;
 
 use futures::future::BoxFuture;

@@ -363,6 +363,8 @@ impl Rebuild {
             for sql in [
                 format!("DROP TABLE public.{table}"),
                 format!("ALTER TABLE \"{schema}\".{table} SET SCHEMA public"),
+                // Owned by mc_migrator like every table the migrations create (migration 13).
+                format!("ALTER TABLE public.{table} OWNER TO mc_migrator"),
                 format!("GRANT SELECT, INSERT, UPDATE, DELETE ON public.{table} TO mc_app"),
             ] {
                 sqlx::query(&sql)

@@ -21,12 +21,11 @@ mod store;
 pub mod wire;
 
 pub use anomaly::{load_limits, ordinal, AnomalySink};
-pub use consumer::{Sink, TelemetryConsumer};
+pub use consumer::TelemetryConsumer;
 pub use registry::{Registry, UnknownSpacecraft};
 pub use store::{StoreSink, INTERVALS};
 
 use async_nats::jetstream::Context;
-use bytes::Bytes;
 use mc_commands::{AlarmService, SpacecraftService};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -35,18 +34,9 @@ use std::time::Duration;
 pub const STORE: &str = "telemetry-store";
 pub const ANOMALY: &str = "telemetry-alarms";
 
-/// One message read from MC_TELEMETRY.
-#[derive(Debug, Clone)]
-pub struct Message {
-    /// Stream sequence.
-    pub position: u64,
-    /// When the stream stored it (epoch ms): "now" for judging future timestamps, so a replay
-    /// judges exactly as the first run did.
-    pub received_ms: i64,
-    pub subject: String,
-    pub content_type: Option<String>,
-    pub payload: Bytes,
-}
+/// One message read from MC_TELEMETRY (`received_ms`: when the stream stored it, "now" for
+/// judging future timestamps, so a replay judges exactly as the first run did).
+pub use mc_projection::StreamMessage as Message;
 
 /// The anomaly processor's batch window: alarms stay prompt; its per-batch writes are small.
 pub const ANOMALY_WINDOW: Duration = Duration::from_millis(50);
@@ -97,14 +87,14 @@ pub fn consumers(
     vec![
         TelemetryConsumer::new(
             STORE,
-            Sink::Store(Box::new(store)),
+            Box::new(store),
             pool.clone(),
             js.clone(),
             config.store_window,
         ),
         TelemetryConsumer::new(
             ANOMALY,
-            Sink::Anomaly(Box::new(anomaly)),
+            Box::new(anomaly),
             pool.clone(),
             js.clone(),
             ANOMALY_WINDOW,

@@ -105,6 +105,10 @@ impl StoreSink {
         }
     }
 
+    pub(crate) fn js(&self) -> &Context {
+        &self.js
+    }
+
     fn clear(&mut self) {
         self.copy.reset();
         self.letters.clear();
