@@ -1,11 +1,15 @@
 //! Database roles, logged in as each: a role with no grants can do nothing (not even call the
 //! SECURITY DEFINER telemetry functions that drop partitions), a login in `mc_app` can do what
-//! `serve` needs and no more, and `mc_migrator` owns every object the migrations create.
+//! `serve` needs and no more, and `mc_migrator` owns every object the migrations create (and the
+//! tables a rebuild swaps in).
 
+use crate::helpers::TestApp;
 use mc_test_support::TestDb;
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "roles-test";
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
@@ -304,4 +308,56 @@ async fn mc_migrator_owns_everything_and_public_executes_no_security_definer_rou
         definers,
         ["mc_telemetry_drop_before", "mc_telemetry_partition"]
     );
+}
+
+/// A blue/green rebuild swaps in tables it created itself (as the postgres superuser here): they
+/// go back to mc_migrator and keep mc_app's grants.
+#[tokio::test]
+async fn a_rebuilt_read_model_stays_owned_by_mc_migrator_and_granted_to_mc_app() {
+    let app = TestApp::spawn().await;
+    app.create("/agents", json!({"name": "rebuilt"})).await;
+    let (status, body) = app.post("/projections/agents/rebuild", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM projection_versions WHERE name = 'agents') \
+             AND NOT EXISTS (SELECT 1 FROM projection_rebuilds WHERE name = 'agents')",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rebuild of agents did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owner: String = sqlx::query_scalar(
+        "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'public.agents'::regclass",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(owner, "mc_migrator");
+    let granted: bool = sqlx::query_scalar(
+        "SELECT has_table_privilege('mc_app', 'public.agents', 'SELECT, INSERT, UPDATE, DELETE') \
+         AND NOT has_table_privilege('mc_app', 'public.agents', 'TRUNCATE')",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(granted);
+    let logins = Logins::create(&app.db).await;
+    let pool = logins.connect(logins.app()).await;
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM agents")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(names, ["rebuilt"]);
+    pool.close().await;
+    logins.drop_now().await;
 }
