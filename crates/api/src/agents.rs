@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mc_domain::agent::{AgentStatus, RegisterAgent, UpdateAgent};
 use mc_domain::ids::AgentId;
-use mc_domain::values::{Capabilities, Description, Metadata, Name};
+use mc_domain::values::{parse_actor, parse_reason, Capabilities, Description, Metadata, Name};
 use mc_domain::FieldError;
 use mc_projections::agents as model;
 use serde::Deserialize;
@@ -64,7 +64,7 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .and_then(|s| parse_actor(s, "X-Actor").ok())
         .map_or_else(|| "user:anonymous".to_owned(), |s| format!("user:{s}"))
 }
 
@@ -125,7 +125,11 @@ pub fn parse_update(body: PatchBody) -> Result<(UpdateAgent, Option<String>), Ap
             .and_then(|m| f.take(Metadata::parse(m, "metadata"))),
         status: body.status.and_then(|s| f.take(status(&s))),
     };
-    f.finish(|| Some((cmd, body.reason)))
+    let reason = match body.reason {
+        Some(r) => f.take(parse_reason(&r, "reason")).map(Some),
+        None => Some(None),
+    };
+    f.finish(|| Some((cmd, reason?)))
 }
 
 fn parse_id(raw: &str) -> Result<AgentId, ApiError> {

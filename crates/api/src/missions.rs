@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use mc_commands::{MissionChanges, NewMission};
 use mc_domain::ids::{AgentId, MissionId};
 use mc_domain::mission::{MissionStatus, Priority, UpdateMission};
-use mc_domain::values::{Metadata, MissionDescription, Progress, Title};
+use mc_domain::values::{parse_reason, Metadata, MissionDescription, Progress, Title};
 use mc_projections::missions as model;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -86,6 +86,10 @@ pub fn parse_create(body: CreateBody) -> Result<NewMission, ApiError> {
 
 pub fn parse_change(body: ChangeBody) -> Result<MissionChanges, ApiError> {
     let mut f = Fields::default();
+    let reason = match body.reason.as_deref() {
+        Some(r) => f.take(parse_reason(r, "reason")).map(Some),
+        None => Some(None),
+    };
     let changes = MissionChanges {
         update: UpdateMission {
             title: body.title.and_then(|t| f.take(Title::parse(&t, "title"))),
@@ -110,7 +114,7 @@ pub fn parse_change(body: ChangeBody) -> Result<MissionChanges, ApiError> {
         status: body
             .status
             .and_then(|s| f.take(parse_enum::<MissionStatus>(&s, "status")))
-            .map(|s| (s, body.reason)),
+            .map(|s| (s, reason.flatten())),
     };
     f.finish(|| Some(changes))
 }

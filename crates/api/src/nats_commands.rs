@@ -5,7 +5,7 @@
 //! (like `If-Match`) and `commandId`. Reply: `{"ok": true, "id", "version", "position"}` or
 //! `{"ok": false, "error": <the problem document HTTP would answer>}`.
 
-use crate::extract::parse_value;
+use crate::extract::{parse_value, MAX_BODY_BYTES};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use crate::{agents, alarms, comments, missions};
@@ -13,6 +13,7 @@ use async_nats::Message;
 use futures::StreamExt;
 use mc_commands::CommandContext;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
+use mc_domain::values::{json_nesting_within, parse_actor, JSON_MAX_DEPTH};
 use mc_domain::Check;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -92,23 +93,55 @@ async fn handle(state: &AppState, message: Message) {
         .strip_prefix("mc.cmd.")
         .unwrap_or_default()
         .to_owned();
-    let reply = match dispatch(state, &action, &message.payload).await {
-        Ok(ok) => ok,
-        Err(e) => json!({"ok": false, "error": e.body()}),
-    };
+    // Nobody could learn the outcome of a command without a reply subject, and a
+    // fire-and-forget write from an anonymous client is a risk: it is dead-lettered, never
+    // executed (README, "Commands over NATS").
     let Some(inbox) = message.reply else {
-        tracing::warn!(action, "nats command without reply subject");
+        tracing::warn!(
+            action,
+            "nats command without reply subject dead-lettered, not executed"
+        );
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Mc-Dlq-Reason", "command without a reply subject");
+        headers.insert("Mc-Dlq-Reason", NO_REPLY_REASON);
+        headers.insert("Mc-Dlq-Origin", message.subject.as_str());
         let _ = state
             .nats
             .publish_with_headers("mc.dlq.cmd", headers, message.payload)
             .await;
         return;
     };
+    let reply = match dispatch(state, &action, &message.payload).await {
+        Ok(ok) => ok,
+        Err(e) => json!({"ok": false, "error": e.body()}),
+    };
     let bytes = serde_json::to_vec(&reply).unwrap_or_default();
     if let Err(e) = state.nats.publish(inbox, bytes.into()).await {
         tracing::warn!(action, error = %e, "cannot reply to nats command");
+    }
+}
+
+/// `Mc-Dlq-Reason` of a command that came without a reply subject.
+pub const NO_REPLY_REASON: &str = "command without a reply subject: not executed";
+
+/// Decode a command payload into a JSON object: at most [`MAX_BODY_BYTES`] and
+/// [`JSON_MAX_DEPTH`] levels of nesting, checked before the (recursive) decoder runs.
+pub fn decode_payload(payload: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if payload.len() > MAX_BODY_BYTES {
+        return Err(ApiError::field(
+            "body",
+            format!("must be at most {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if !json_nesting_within(payload, JSON_MAX_DEPTH) {
+        return Err(ApiError::MalformedJson(format!(
+            "nested more than {JSON_MAX_DEPTH} levels deep"
+        )));
+    }
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::field("body", "must be a JSON object")),
     }
 }
 
@@ -123,11 +156,7 @@ struct Envelope {
 }
 
 fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let Value::Object(mut map) = value else {
-        return Err(ApiError::field("body", "must be a JSON object"));
-    };
+    let mut map = decode_payload(payload)?;
     let id = match map.remove("id") {
         Some(Value::String(s)) => Some(s),
         None | Some(Value::Null) => None,
@@ -155,7 +184,10 @@ fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
         Some(_) => return Err(ApiError::field("commandId", "must be a uuid")),
     };
     let actor = match map.remove("actor") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 => format!("agent:{s}"),
+        Some(Value::String(s)) => format!(
+            "agent:{}",
+            parse_actor(&s, "actor").map_err(|e| ApiError::Validation(vec![e]))?
+        ),
         None | Some(Value::Null) => "agent:anonymous".to_owned(),
         Some(_) => {
             return Err(ApiError::field(

@@ -17,6 +17,9 @@ pub const PROGRESS_MAX: u8 = 100;
 
 pub const REASON_MAX_CHARS: usize = 1_000;
 pub const ACTOR_MAX_CHARS: usize = 200;
+/// Nesting of a JSON body (HTTP request, NATS command) from outside: the body, a metadata
+/// object in it (at most [`METADATA_MAX_DEPTH`]) and room to spare.
+pub const JSON_MAX_DEPTH: usize = 32;
 /// Nesting of a metadata value, the object itself being level 1.
 pub const METADATA_MAX_DEPTH: usize = 16;
 
