@@ -11,6 +11,7 @@ mod hostile_input;
 mod idempotency;
 mod kill;
 mod missions;
+mod poison;
 mod nats_commands;
 mod process_manager;
 mod projections;
