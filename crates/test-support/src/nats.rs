@@ -6,10 +6,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// The test servers' configuration: JetStream syncs every write to disk before it acknowledges
+/// it, as in the dev stack (`nats/nats-server.conf`) and compose. Address, ports and store are
+/// given on the command line.
+const CONFIG: &str = "jetstream {\n  sync_interval: always\n}\n";
+
 /// A nats-server child process. Killed, and its store removed, on drop.
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
+    monitor_port: u16,
     store: TempDir,
 }
 
@@ -44,6 +50,7 @@ impl NatsServer {
         let mut server = Self {
             child: None,
             port: free_port(),
+            monitor_port: free_port(),
             store,
         };
         server.spawn().await;
@@ -51,12 +58,19 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
+        // In the store directory (removed with it), beside the `jetstream/` JetStream keeps there.
+        let config = self.store.path().join("nats-server.conf");
+        std::fs::write(&config, CONFIG).expect("write nats-server config");
         let child = Command::new(binary())
+            .arg("-c")
+            .arg(&config)
             .args([
                 "-a",
                 "127.0.0.1",
                 "-p",
                 &self.port.to_string(),
+                "-m",
+                &self.monitor_port.to_string(),
                 "-js",
                 "-sd",
             ])
@@ -84,6 +98,19 @@ impl NatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The body of a monitoring endpoint, e.g. `/varz`.
+    pub fn monitor(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.monitor_port))
+            .expect("connect to the nats-server monitoring port");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        response
+            .split_once("\r\n\r\n")
+            .map_or(response.clone(), |(_, body)| body.to_owned())
     }
 
     pub async fn client(&self) -> async_nats::Client {
@@ -123,7 +150,27 @@ impl NatsServer {
         Self {
             child: None,
             port: free_port(),
+            monitor_port: free_port(),
             store,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NatsServer;
+
+    #[tokio::test]
+    async fn test_servers_sync_every_write_before_acknowledging() {
+        let server = NatsServer::start().await;
+        let varz = server.monitor("/varz");
+        let config = varz
+            .split_once("\"config\":")
+            .unwrap_or_else(|| panic!("no jetstream config in /varz: {varz}"))
+            .1;
+        assert!(
+            config.contains("\"sync_always\": true"),
+            "sync_always not set: {varz}"
+        );
     }
 }
