@@ -7,6 +7,7 @@ mod audit;
 mod comments;
 mod concurrency;
 mod helpers;
+mod http_edges;
 mod hostile_input;
 mod idempotency;
 mod kill;

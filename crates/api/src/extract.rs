@@ -1,8 +1,10 @@
 //! Request parsing that names the field at fault: JSON bodies, query parameters, `If-Match`.
 
 use crate::problem::ApiError;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, HeaderValue};
+use futures::StreamExt;
 use mc_domain::{Check, FieldError};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -14,10 +16,52 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// field has the wrong type, is missing or is unknown.
 pub struct Body<T>(pub T);
 
+/// The raw body of a route that accepts up to `LIMIT` bytes (telemetry: JSON or MessagePack).
+pub struct RawBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        read_body(req, LIMIT).await.map(RawBody)
+    }
+}
+
+/// Read a whole body of at most `limit` bytes: 413 `payload-too-large` past it (at once when
+/// `Content-Length` says so), 408 `request-timeout` when it does not arrive within the body
+/// timeout (see [`crate::edges`]).
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::PayloadTooLarge { limit: Some(limit) };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large);
+    }
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            if crate::edges::is_body_timeout(&e) {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::BadRequest(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -29,17 +73,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 message: "must be application/json".into(),
             });
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::MalformedJson(e.body_text()))?;
+        let bytes = read_body(req, MAX_BODY_BYTES).await?;
         parse_json(&bytes).map(Body)
     }
 }
 
-/// Decode JSON, turning serde's errors into field errors.
+/// Decode JSON, turning serde's errors into field errors: 400 `malformed-json` whenever the
+/// bytes are not JSON at all (even when the decoder met an unknown or mistyped field before
+/// the syntax error), 422 `validation` only for well-formed JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return ApiError::MalformedJson(syntax.to_string());
+        }
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -269,6 +316,16 @@ mod tests {
             parse_json::<T>(b"{nope"),
             Err(ApiError::MalformedJson(_))
         ));
+        // An unknown or mistyped field before the syntax error is still malformed JSON.
+        for truncated in [r#"{"bogus": 1, "na"#, r#"{"name": 1, "#, r#"{"name": "a", "x""#] {
+            assert!(
+                matches!(
+                    parse_json::<T>(truncated.as_bytes()),
+                    Err(ApiError::MalformedJson(_))
+                ),
+                "{truncated}"
+            );
+        }
     }
 
     #[test]

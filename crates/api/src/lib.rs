@@ -9,6 +9,7 @@ mod alarms;
 mod app;
 mod audit;
 mod comments;
+pub mod edges;
 pub mod extract;
 mod health;
 pub mod idempotency;
@@ -24,6 +25,7 @@ mod state;
 mod telemetry;
 
 pub use app::{all_projections, nats_addrs, Application};
+pub use edges::HttpLimits;
 pub use state::{AppState, Config};
 
 use axum::Router;
@@ -43,6 +45,10 @@ pub fn router(state: AppState) -> Router {
     let root = Router::new()
         .merge(health::routes())
         .merge(projections::metrics_routes());
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        edges::fail_fast,
+    ));
     let root = if state.api {
         root.nest("/api/v1", api)
     } else {
@@ -52,5 +58,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             extract::MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn(edges::problems))
         .with_state(state)
 }

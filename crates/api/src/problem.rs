@@ -49,6 +49,17 @@ pub enum ApiError {
     },
     Unavailable(String),
     Internal(String),
+    /// A request the HTTP layer refused before any handler saw it (a query string or path
+    /// that does not parse).
+    BadRequest(String),
+    /// The route exists, the method does not (the router adds the `Allow` header).
+    MethodNotAllowed,
+    /// The body is larger than the route accepts.
+    PayloadTooLarge {
+        limit: Option<usize>,
+    },
+    /// The body did not arrive within `MC_HTTP_BODY_TIMEOUT_MS`.
+    RequestTimeout,
 }
 
 impl ApiError {
@@ -99,6 +110,22 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error",
             ),
+            Self::BadRequest(_) => ("bad-request", StatusCode::BAD_REQUEST, "bad request"),
+            Self::MethodNotAllowed => (
+                "method-not-allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            ),
+            Self::PayloadTooLarge { .. } => (
+                "payload-too-large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ),
+            Self::RequestTimeout => (
+                "request-timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            ),
         }
     }
 
@@ -140,7 +167,20 @@ impl ApiError {
             Self::UnknownCommand { action, known } => json!({
                 "detail": format!("no command {action:?}; known: {}", known.join(", ")),
             }),
-            Self::Unavailable(detail) | Self::Internal(detail) => json!({"detail": detail}),
+            Self::Unavailable(detail) | Self::Internal(detail) | Self::BadRequest(detail) => {
+                json!({"detail": detail})
+            }
+            Self::MethodNotAllowed => json!({
+                "detail": "this resource does not accept this method; Allow lists those it does",
+            }),
+            Self::PayloadTooLarge { limit: Some(limit) } => json!({
+                "detail": format!("the body of this route is limited to {limit} bytes"),
+                "limit": limit,
+            }),
+            Self::PayloadTooLarge { limit: None } => json!({"detail": "length limit exceeded"}),
+            Self::RequestTimeout => json!({
+                "detail": "the request body did not arrive in time; the connection is closed",
+            }),
         };
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
@@ -162,8 +202,16 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body is still on the wire: this connection cannot carry another
+            // request.
+            Self::RequestTimeout | Self::PayloadTooLarge { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }

@@ -207,7 +207,11 @@ async fn list(
         cursor: None,
         min_position: q.min_position(),
     };
-    let cursor = q.str("cursor").map(str::to_owned);
+    let cursor = q.parse("cursor", |s| {
+        SpacecraftId::parse(s, "cursor")
+            .map(|id| id.as_str().to_owned())
+            .map_err(|_| "is not a cursor returned by this API".to_owned())
+    });
     q.finish()?;
     let freshness = read::wait(&state, model::NAME, page.min_position).await?;
     let items = model::list(&state.pool, cursor.as_deref(), page.fetch()).await?;

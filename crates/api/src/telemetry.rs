@@ -1,13 +1,12 @@
 //! `/api/v1/telemetry`: HTTP ingest (202 with the stream position) and the telemetry
 //! queries: snapshots or one parameter's samples, latest values, rollups, and analyze.
 
-use crate::extract::{QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::extract::{QueryParams, RawBody, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::spacecraft::parse_time;
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,9 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/telemetry",
-            get(list)
-                .post(publish)
-                .layer(DefaultBodyLimit::max(MAX_TELEMETRY_BODY)),
+            get(list).post(publish),
         )
         .route("/telemetry/latest", get(latest))
         .route("/telemetry/rollups", get(rollups))
@@ -41,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody<MAX_TELEMETRY_BODY>,
 ) -> Result<Response, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -19,6 +19,9 @@ impl FrameCursor {
         format!("{}.{}.{}", self.ts_us, self.position, self.idx)
     }
 
+    /// `None` unless `s` could have come from [`Self::encode`] of a stored row: a timestamp
+    /// telemetry accepts (2000-01-01 on, representable), a stream position (from 1) and an
+    /// index within one message.
     pub fn decode(s: &str) -> Option<Self> {
         let mut it = s.split('.');
         let c = Self {
@@ -26,7 +29,11 @@ impl FrameCursor {
             position: it.next()?.parse().ok()?,
             idx: it.next()?.parse().ok()?,
         };
-        it.next().is_none().then_some(c)
+        let plausible = c.ts_us >= crate::wire::EARLIEST_MS * 1000
+            && DateTime::<Utc>::from_timestamp_micros(c.ts_us).is_some()
+            && c.position >= 1
+            && (0..crate::wire::SNAPSHOTS_MAX as i32).contains(&c.idx);
+        (it.next().is_none() && plausible).then_some(c)
     }
 }
 
@@ -254,5 +261,10 @@ mod tests {
         assert_eq!(FrameCursor::decode("1.2"), None);
         assert_eq!(FrameCursor::decode("1.2.3.4"), None);
         assert_eq!(FrameCursor::decode("a.b.c"), None);
+        // Well-formed but no stored row can have them.
+        assert_eq!(FrameCursor::decode("1.2.3"), None);
+        assert_eq!(FrameCursor::decode("1700000000000000.0.0"), None);
+        assert_eq!(FrameCursor::decode("1700000000000000.1.-1"), None);
+        assert_eq!(FrameCursor::decode("9000000000000000000.1.0"), None);
     }
 }

@@ -1,0 +1,250 @@
+//! The HTTP edge: the connection loop (header and body read timeouts, graceful shutdown), and
+//! the layers every route shares: problem+json for answers the framework writes (404, 405,
+//! 413, query rejections) and fail-fast 503 for commands while NATS is known to be down.
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to send its request head and its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From the first byte of a request to the end of its headers (`MC_HTTP_HEADER_TIMEOUT_MS`).
+    pub header_timeout: Duration,
+    /// From the end of the headers to the end of the body (`MC_HTTP_BODY_TIMEOUT_MS`).
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The defaults, overridden by `MC_HTTP_HEADER_TIMEOUT_MS` and `MC_HTTP_BODY_TIMEOUT_MS`.
+    pub fn from_env() -> Result<Self, String> {
+        let mut limits = Self::default();
+        for (name, slot) in [
+            ("MC_HTTP_HEADER_TIMEOUT_MS", &mut limits.header_timeout),
+            ("MC_HTTP_BODY_TIMEOUT_MS", &mut limits.body_timeout),
+        ] {
+            if let Ok(raw) = std::env::var(name) {
+                let ms = raw
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=3_600_000).contains(ms))
+                    .ok_or_else(|| {
+                        format!("{name}={raw:?}: must be milliseconds from 1 to 3600000")
+                    })?;
+                *slot = Duration::from_millis(ms);
+            }
+        }
+        Ok(limits)
+    }
+}
+
+/// Serve HTTP/1.1 on `listener` until `shutdown`: then stop accepting, let in-flight requests
+/// finish (idle keep-alive connections close at once) and return.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.body_timeout,
+        body_deadline,
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The error a request body yields once its deadline has passed.
+#[derive(Debug)]
+struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body timed out")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+/// Whether reading a body failed because its deadline passed.
+pub fn is_body_timeout(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<BodyTimedOut>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// A body that fails with [`BodyTimedOut`] when it has not ended by `deadline`.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Give the request body a deadline `timeout` from now (the headers have just arrived).
+async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    let deadline = Box::pin(tokio::time::sleep_until(Instant::now() + timeout));
+    let req = req.map(|inner| {
+        if inner.is_end_stream() {
+            inner
+        } else {
+            Body::new(DeadlineBody { inner, deadline })
+        }
+    });
+    next.run(req).await
+}
+
+/// Commands need NATS: while the client is not connected, answer 503 at once instead of
+/// letting the request wait for a publish timeout. Queries pass (they read Postgres).
+pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !reads && state.nats.connection_state() != async_nats::connection::State::Connected {
+        return ApiError::Unavailable("nats: not connected".into()).into_response();
+    }
+    next.run(req).await
+}
+
+/// Error answers the framework writes itself (no route, wrong method, a query string or path
+/// that does not parse) become problem documents like every other error.
+pub async fn problems(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| {
+            // A handler's own JSON answer (readiness' 503 with its checks) is left as it is.
+            ct.as_bytes().starts_with(b"application/problem+json")
+                || ct.as_bytes().starts_with(b"application/json")
+        });
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound { what: "route" },
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: None },
+        StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadHeader {
+            header: "Content-Type",
+            message: text.unwrap_or_else(|| "unsupported media type".into()),
+        },
+        s if s.is_server_error() => {
+            ApiError::Internal(text.unwrap_or_else(|| s.to_string()))
+        }
+        s => ApiError::BadRequest(text.unwrap_or_else(|| s.to_string())),
+    };
+    let mut answer = error.into_response();
+    // Keep what the original answer said about the connection and the methods it allows.
+    for name in [header::CONNECTION, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, v.clone());
+        }
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_deadline_error_is_recognised_through_axum() {
+        let e = axum::Error::new(Box::new(BodyTimedOut) as axum::BoxError);
+        assert!(is_body_timeout(&e));
+        assert!(!is_body_timeout(&axum::Error::new(std::io::Error::other("x"))));
+    }
+
+    #[test]
+    fn limits_default_without_environment() {
+        let defaults = HttpLimits::default();
+        assert_eq!(defaults.header_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_timeout, Duration::from_secs(30));
+    }
+}
