@@ -51,28 +51,8 @@ async fn readiness_with(state: &AppState, pg: bool) -> (bool, Value) {
     let mut body = json!({"status": "", "checks": {
         "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired,
         "workers": workers}});
-    let (_, standings) = crate::projections::standings(state).await;
-    let (_, telemetry) = crate::projections::telemetry_standings(state).await;
-    // Every consumer of this process: failed ones, and stuck ones (unapplied messages older
-    // than the stall time and no progress for as long: retrying forever, or wedged).
-    let stall = state.ready_stall.as_secs_f64();
-    let consumers = standings
-        .iter()
-        .map(|s| (s.name, s.state, s.lag_seconds, s.idle_seconds))
-        .chain(
-            telemetry
-                .iter()
-                .map(|t| (t.name, t.state, t.lag_seconds, t.idle_seconds)),
-        );
-    let (mut failed, mut stalled) = (Vec::new(), Vec::new());
-    for (name, consumer_state, lag_seconds, idle_seconds) in consumers {
-        if consumer_state == "failed" {
-            failed.push(name);
-        } else if lag_seconds.is_some_and(|l| l > stall) && idle_seconds.is_some_and(|i| i > stall)
-        {
-            stalled.push(name);
-        }
-    }
+    let (standings, verdict) = crate::projections::consumer_health(state).await;
+    let (failed, stalled) = (verdict.failed, verdict.stalled);
     ok &= failed.is_empty() && stalled.is_empty();
     body["checks"]["consumers"] = json!(failed.is_empty() && stalled.is_empty());
     if !failed.is_empty() {

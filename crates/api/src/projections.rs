@@ -227,6 +227,39 @@ pub async fn telemetry_standings(state: &AppState) -> (Option<u64>, Vec<Telemetr
     (head, out)
 }
 
+/// Consumers of this process that are failed, or stuck: messages waiting longer than the stall
+/// time and no checkpoint move for as long (retrying forever, or wedged on a lock).
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub failed: Vec<&'static str>,
+    pub stalled: Vec<&'static str>,
+}
+
+/// The event projections' standings and the verdict over every consumer of this process.
+pub async fn consumer_health(state: &AppState) -> (Vec<Standing>, Verdict) {
+    let (_, standings) = standings(state).await;
+    let (_, telemetry) = telemetry_standings(state).await;
+    let stall = state.ready_stall.as_secs_f64();
+    let all = standings
+        .iter()
+        .map(|s| (s.name, s.state, s.lag_seconds, s.idle_seconds))
+        .chain(
+            telemetry
+                .iter()
+                .map(|t| (t.name, t.state, t.lag_seconds, t.idle_seconds)),
+        );
+    let mut verdict = Verdict::default();
+    for (name, consumer_state, lag_seconds, idle_seconds) in all {
+        if consumer_state == "failed" {
+            verdict.failed.push(name);
+        } else if lag_seconds.is_some_and(|l| l > stall) && idle_seconds.is_some_and(|i| i > stall)
+        {
+            verdict.stalled.push(name);
+        }
+    }
+    (standings, verdict)
+}
+
 fn time_now_nanos() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -263,7 +296,16 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let (head, standings) = standings(&state).await;
+    let (standings, verdict) = consumer_health(&state).await;
+    let head = standings.iter().find_map(|s| s.lag_events.map(|l| l + s.position));
+    for s in standings.iter().map(|s| s.name).chain([mc_telemetry::STORE, mc_telemetry::ANOMALY]) {
+        mc_metrics::gauge(
+            "mc_projection_stalled",
+            "1 while a consumer has messages waiting and has not advanced for the stall time.",
+            &[("projection", s)],
+            if verdict.stalled.contains(&s) { 1.0 } else { 0.0 },
+        );
+    }
     if let Some(h) = head {
         mc_metrics::gauge(
             "mc_stream_last_sequence",
