@@ -21,6 +21,8 @@ PG_DIR="$DEV/pg"
 PG_DATA="$PG_DIR/data"
 DB_NAME="${MC_DEV_DB_NAME:-mission_control}"
 HTTP_ADDR="${MC_HTTP_ADDR:-127.0.0.1:8080}"
+SERVE_PID="$DEV/serve.pid"
+SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mission-control"
 PG_PORT=""       # set by select_postgres / guess_pg_port
 STARTED_PG=0     # 1 when this run started the project-local cluster
 
@@ -128,6 +130,31 @@ stop_nats() {
   rm -f "$NATS_PID"
 }
 
+# ---- mission-control serve ------------------------------------------------------------------
+
+# `up` execs the built binary, so the pid it records is the serve process itself.
+serve_running() {
+  local pid
+  [[ -s $SERVE_PID ]] || return 1
+  pid="$(cat "$SERVE_PID")"
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "mission-control serve"
+}
+
+stop_serve() {
+  if ! serve_running; then log "mission-control serve not running"; rm -f "$SERVE_PID"; return 0; fi
+  local pid
+  pid="$(cat "$SERVE_PID")"
+  log "stopping mission-control serve (pid $pid)"
+  kill -TERM "$pid"
+  # SIGTERM finishes requests in flight and lets the projectors commit or roll back.
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "mission-control serve (pid $pid) still running after 30 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$SERVE_PID"
+}
+
 # ---- Postgres ---------------------------------------------------------------------------------
 
 # Postgres refuses to run as root: as root, run the server tools as the postgres OS user.
@@ -227,6 +254,7 @@ export_env() {
 # ---- commands ---------------------------------------------------------------------------------
 
 cmd_up() {
+  serve_running && die "mission-control serve already running (pid $(cat "$SERVE_PID")); scripts/dev.sh down first"
   ensure_nats_bin
   start_nats
   select_postgres
@@ -236,10 +264,12 @@ cmd_up() {
     log "MC_DEV_NO_SERVE=1: nats and postgres are ready; not running mission-control"
     return 0
   fi
+  cargo build --bin mission-control
   log "migrating $MC_DATABASE_URL"
-  cargo run --bin mission-control -- migrate
-  log "serving on http://$MC_HTTP_ADDR (nats $MC_NATS_URL)"
-  exec cargo run --bin mission-control -- serve "$@"
+  "$SERVE_BIN" migrate
+  log "serving on http://$MC_HTTP_ADDR (nats $MC_NATS_URL); pid $$ in .dev/serve.pid"
+  echo $$ >"$SERVE_PID"
+  exec "$SERVE_BIN" serve "$@"
 }
 
 cmd_test() {
@@ -261,6 +291,7 @@ cmd_test() {
 }
 
 cmd_down() {
+  stop_serve
   stop_nats
   stop_local_pg
 }
@@ -280,7 +311,8 @@ usage: scripts/dev.sh <command> [args]
   up     install what is missing, start NATS and Postgres, migrate, run `mission-control serve`
          (MC_DEV_NO_SERVE=1: stop once NATS, Postgres and the database are ready)
   test   install what is missing, find Postgres, run the workspace tests (args go to the runner)
-  down   stop the NATS server and project-local Postgres started by `up` (data is kept)
+  down   stop what `up` started: mission-control serve, the NATS server, project-local Postgres
+         (data is kept)
   env    print export lines: eval "$(scripts/dev.sh env)"
 EOF
 }
