@@ -145,6 +145,38 @@ pub fn decode_payload(payload: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// Parse a command as [`dispatch`] would, up to the domain command, without executing it:
+/// the entry of the command decoder's fuzz target (`fuzz/`).
+pub fn parse(action: &str, payload: &[u8]) -> Result<(), ApiError> {
+    if !ACTIONS.contains(&action) {
+        return Err(ApiError::UnknownCommand {
+            action: action.to_owned(),
+            known: ACTIONS,
+        });
+    }
+    let Envelope { rest, .. } = envelope(payload)?;
+    match action {
+        "alarm.shelve" => drop(alarms::shelve_command(parse_value(rest)?, 0)?),
+        "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" => {
+            let action = action.strip_prefix("alarm.").unwrap_or_default();
+            drop(alarms::action_command(action, parse_value(rest)?, 0)?);
+        }
+        "agent.register" => drop(agents::parse_register(parse_value(rest)?)?),
+        "agent.update" | "agent.change-status" => drop(agents::parse_update(parse_value(rest)?)?),
+        "mission.create" => drop(missions::parse_create(parse_value(rest)?)?),
+        "comment.post" => drop(comments::parse_create(parse_value(rest)?)?),
+        "comment.edit" => drop(comments::parse_edit(parse_value(rest)?)?),
+        "agent.remove" | "mission.delete" | "comment.delete" => only(&rest, &[])?,
+        _ => drop(missions::parse_change(parse_value(rest)?)?),
+    }
+    Ok(())
+}
+
+/// Every action, for the fuzz target.
+pub const fn actions() -> &'static [&'static str] {
+    ACTIONS
+}
+
 /// The envelope fields every action accepts.
 struct Envelope {
     id: Option<String>,
