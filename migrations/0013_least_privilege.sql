@@ -3,9 +3,10 @@
 -- PUBLIC executes no SECURITY DEFINER function (before this, any role could call
 -- `mc_telemetry_drop_before` and drop telemetry partitions).
 --
--- Run `mission-control migrate` as a superuser, or as the database owner with CREATEROLE that is
--- a member of mc_migrator: handing objects over needs both. A migration that creates objects
--- ends with `CALL mc_hand_over();` (tests/e2e/roles.rs checks that nothing is left behind).
+-- Run `mission-control migrate` as a superuser, or as the database owner with CREATEROLE (it
+-- makes itself a member of mc_migrator: handing objects over needs that). A migration that
+-- creates objects ends with `CALL mc_hand_over();` (tests/e2e/roles.rs checks that nothing is
+-- left behind).
 
 -- Roles are cluster-wide: a database restored into a new cluster may not find them.
 DO $$
@@ -18,6 +19,9 @@ BEGIN
         CREATE ROLE mc_migrator NOLOGIN;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END;
+    IF NOT pg_has_role(current_user, 'mc_migrator', 'USAGE') THEN
+        EXECUTE format('GRANT mc_migrator TO %I', current_user);
+    END IF;
 END
 $$;
 
