@@ -32,6 +32,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         migrate_on_start: true,
         skip_poison: Vec::new(),
         ready_max_lag: None,
+        ready_stall: Duration::from_secs(60),
         // A short store window: tests wait for each batch (the binary tests keep the default).
         telemetry: mc_telemetry::TelemetryConfig {
             store_window: std::time::Duration::from_millis(20),

@@ -121,10 +121,11 @@ impl Application {
             .iter()
             .map(|p| ProjectorView {
                 name: p.name(),
+                stream: streams::EVENTS,
                 version: p.projection().version(),
                 subjects: p.projection().subjects(),
                 tables: p.projection().tables(),
-                status: p.status_handle(),
+                monitor: p.monitor(),
                 position: p.subscribe(),
             })
             .collect();
@@ -139,8 +140,20 @@ impl Application {
         } else {
             Vec::new()
         };
+        let consumers: Vec<ProjectorView> = telemetry
+            .iter()
+            .map(|t| ProjectorView {
+                name: t.name(),
+                stream: streams::TELEMETRY,
+                version: 1,
+                subjects: &["mc.telemetry.>"],
+                tables: &[],
+                monitor: t.monitor(),
+                position: t.subscribe(),
+            })
+            .collect();
         let mut local: HashMap<_, _> = views.iter().map(|v| (v.name, v.position.clone())).collect();
-        local.extend(telemetry.iter().map(|t| (t.name(), t.subscribe())));
+        local.extend(consumers.iter().map(|t| (t.name, t.position.clone())));
         let telemetry_registry = mc_telemetry::Registry::new(
             pool.clone(),
             spacecraft.clone(),
@@ -159,6 +172,7 @@ impl Application {
             telemetry: config.telemetry,
             telemetry_registry,
             projectors: views,
+            consumers,
             migrated: AtomicBool::new(false),
             log_paired: AtomicBool::new(false),
             serving: AtomicBool::new(false),
@@ -167,6 +181,7 @@ impl Application {
             started: Instant::now(),
             read_wait: config.read_wait,
             ready_max_lag: config.ready_max_lag,
+            ready_stall: config.ready_stall,
             api: config.serve_nats_commands,
             rebuilding: std::sync::Mutex::default(),
             background: CancellationToken::new(),

@@ -215,9 +215,7 @@ pub async fn problems(req: Request, next: Next) -> Response {
             header: "Content-Type",
             message: text.unwrap_or_else(|| "unsupported media type".into()),
         },
-        s if s.is_server_error() => {
-            ApiError::Internal(text.unwrap_or_else(|| s.to_string()))
-        }
+        s if s.is_server_error() => ApiError::Internal(text.unwrap_or_else(|| s.to_string())),
         s => ApiError::BadRequest(text.unwrap_or_else(|| s.to_string())),
     };
     let mut answer = error.into_response();
@@ -238,7 +236,9 @@ mod tests {
     fn a_body_deadline_error_is_recognised_through_axum() {
         let e = axum::Error::new(Box::new(BodyTimedOut) as axum::BoxError);
         assert!(is_body_timeout(&e));
-        assert!(!is_body_timeout(&axum::Error::new(std::io::Error::other("x"))));
+        assert!(!is_body_timeout(&axum::Error::new(std::io::Error::other(
+            "x"
+        ))));
     }
 
     #[test]

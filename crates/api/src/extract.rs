@@ -82,6 +82,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 /// bytes are not JSON at all (even when the decoder met an unknown or mistyped field before
 /// the syntax error), 422 `validation` only for well-formed JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Bound the decoder's recursion before it starts: a body nested deeper than any request
+    // needs (metadata is at most 16 levels) is refused without being decoded.
+    let max = mc_domain::values::JSON_MAX_DEPTH;
+    if !mc_domain::values::json_nesting_within(bytes, max) {
+        return Err(ApiError::MalformedJson(format!(
+            "nested more than {max} levels deep"
+        )));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -307,6 +315,21 @@ mod tests {
     }
 
     #[test]
+    fn a_nesting_bomb_is_malformed_before_it_is_decoded() {
+        let bomb = format!(
+            r#"{{"name": "a", "tags": {}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(
+            matches!(parse_json::<serde_json::Value>(bomb.as_bytes()), Err(ApiError::MalformedJson(m)) if m.contains("levels deep"))
+        );
+        // Brackets inside strings do not count.
+        let text = format!(r#"{{"name": "{}"}}"#, "[".repeat(10_000));
+        assert!(parse_json::<T>(text.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn names_the_field_at_fault() {
         assert_eq!(field_of(r#"{"name": 1}"#), "name");
         assert_eq!(field_of(r#"{"name": "a", "bogus": 1}"#), "bogus");
@@ -317,7 +340,11 @@ mod tests {
             Err(ApiError::MalformedJson(_))
         ));
         // An unknown or mistyped field before the syntax error is still malformed JSON.
-        for truncated in [r#"{"bogus": 1, "na"#, r#"{"name": 1, "#, r#"{"name": "a", "x""#] {
+        for truncated in [
+            r#"{"bogus": 1, "na"#,
+            r#"{"name": 1, "#,
+            r#"{"name": "a", "x""#,
+        ] {
             assert!(
                 matches!(
                     parse_json::<T>(truncated.as_bytes()),

@@ -30,12 +30,6 @@ pub use state::{AppState, Config};
 
 use axum::Router;
 
-/// mimalloc instead of glibc's malloc in every binary that serves the API: after a burst of
-/// concurrent reads glibc kept the freed memory (RSS 21 MB → 563 MB, and it stayed), mimalloc
-/// hands it back. Measured in BENCHMARKS.md, "Memory under concurrent reads".
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// All routes over a state.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
