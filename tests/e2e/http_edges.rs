@@ -31,7 +31,11 @@ const LIMITS: HttpLimits = HttpLimits {
 async fn edge() -> Edge {
     let nats = NatsServer::start().await;
     let db = TestDb::new().await;
-    let cfg = config(nats.url(), db.url().to_owned(), "127.0.0.1:0".parse().unwrap());
+    let cfg = config(
+        nats.url(),
+        db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
     let app = Application::build(cfg)
         .await
         .expect("build application")
@@ -83,7 +87,11 @@ async fn a_slow_body_gets_408_and_the_connection_closes() {
         .expect("the server held a one-byte body for 10 s");
     let took = started.elapsed();
     assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
-    assert!(raw.to_ascii_lowercase().contains("application/problem+json"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("application/problem+json"),
+        "{raw}"
+    );
     assert_eq!(body_of(&raw)["code"], "request-timeout");
     assert!(took >= LIMITS.body_timeout, "cut off after {took:?}");
     assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
@@ -94,7 +102,9 @@ async fn slow_headers_are_cut_off() {
     let edge = edge().await;
     let mut s = TcpStream::connect(&edge.addr).await.unwrap();
     let started = Instant::now();
-    s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     read_until_closed(&mut s, Duration::from_secs(10))
         .await
         .expect("the server held half a request head for 10 s");
@@ -141,7 +151,12 @@ async fn framework_errors_are_problem_documents() {
     };
 
     for path in ["/nope", "/api/v1/nope", "/api/v1/agents/x/y"] {
-        let r = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let r = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404, "{path}");
         assert_eq!(problem(&r), "application/problem+json", "{path}");
         assert_eq!(r.json::<Value>().await.unwrap()["code"], "not-found");
@@ -150,7 +165,10 @@ async fn framework_errors_are_problem_documents() {
     let r = app.http.put(app.url("/agents")).send().await.unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(problem(&r), "application/problem+json");
-    let allow = r.headers()[reqwest::header::ALLOW].to_str().unwrap().to_owned();
+    let allow = r.headers()[reqwest::header::ALLOW]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "method-not-allowed", "{body}");
@@ -162,7 +180,9 @@ async fn framework_errors_are_problem_documents() {
         ("/api/v1/telemetry", 10 * 1024 * 1024, 8 * 1024 * 1024),
         ("/api/v1/agents", 300 * 1024, 256 * 1024),
     ] {
-        let mut s = TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+        let mut s = TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
              Content-Length: {length}\r\n\r\n[{{"
@@ -172,12 +192,15 @@ async fn framework_errors_are_problem_documents() {
             .await
             .expect("no answer to an oversized body");
         assert!(raw.starts_with("HTTP/1.1 413"), "{path}: {raw}");
-        assert!(raw.to_ascii_lowercase().contains("application/problem+json"), "{raw}");
+        assert!(
+            raw.to_ascii_lowercase()
+                .contains("application/problem+json"),
+            "{raw}"
+        );
         let body = body_of(&raw);
         assert_eq!(body["code"], "payload-too-large", "{raw}");
         assert_eq!(body["limit"], limit, "{raw}");
     }
-
 }
 
 #[tokio::test]
@@ -200,7 +223,12 @@ async fn truncated_json_is_400_on_every_route() {
         ("POST", format!("/alarms/{id}/unshelve")),
     ];
     // Cut after a complete unknown key, inside a string, after a value of the wrong type.
-    let truncated = [r#"{"bogus": 1, "na"#, r#"{"name": "abc"#, r#"{"name": 1, "#, "{"];
+    let truncated = [
+        r#"{"bogus": 1, "na"#,
+        r#"{"name": "abc"#,
+        r#"{"name": 1, "#,
+        "{",
+    ];
     for (method, path) in &routes {
         for body in truncated {
             let r = app
@@ -239,8 +267,14 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
         ("/spacecraft?cursor=..%2F", "cursor"),
         ("/telemetry?spacecraftId=SC-1&cursor=junk", "cursor"),
         ("/telemetry?spacecraftId=SC-1&cursor=1.2.3", "cursor"),
-        ("/telemetry?spacecraftId=SC-1&cursor=1700000000000000.0.-1", "cursor"),
-        ("/telemetry/rollups?spacecraftId=SC-1&parameter=p&cursor=x", "cursor"),
+        (
+            "/telemetry?spacecraftId=SC-1&cursor=1700000000000000.0.-1",
+            "cursor",
+        ),
+        (
+            "/telemetry/rollups?spacecraftId=SC-1&parameter=p&cursor=x",
+            "cursor",
+        ),
         ("/alarms?cursor=1.2", "cursor"),
         ("/alarms?state=ASLEEP", "state"),
         ("/alarms?severity=MILD", "severity"),
@@ -265,7 +299,9 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        registered = r.json::<Value>().await.unwrap()["position"].as_u64().unwrap();
+        registered = r.json::<Value>().await.unwrap()["position"]
+            .as_u64()
+            .unwrap();
     }
     let r = app
         .http
@@ -278,7 +314,9 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let position = r.json::<Value>().await.unwrap()["position"].as_u64().unwrap();
+    let position = r.json::<Value>().await.unwrap()["position"]
+        .as_u64()
+        .unwrap();
     let page = |path: String| {
         let http = app.http.clone();
         async move {
@@ -296,7 +334,10 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
     )))
     .await;
     let cursor = first["nextCursor"].as_str().unwrap().to_owned();
-    let second = page(app.url(&format!("/telemetry?spacecraftId=SC-A&limit=1&cursor={cursor}"))).await;
+    let second = page(app.url(&format!(
+        "/telemetry?spacecraftId=SC-A&limit=1&cursor={cursor}"
+    )))
+    .await;
     assert_eq!(second["items"][0]["parameters"]["p"], 1, "{second}");
 }
 
@@ -309,7 +350,10 @@ async fn commands_fail_fast_while_nats_is_down() {
     // Once the client knows the server is gone, a command must not wait for a publish timeout.
     let deadline = Instant::now() + Duration::from_secs(10);
     while edge.state.nats.connection_state() == async_nats::connection::State::Connected {
-        assert!(Instant::now() < deadline, "the client never noticed NATS was gone");
+        assert!(
+            Instant::now() < deadline,
+            "the client never noticed NATS was gone"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();

@@ -71,7 +71,12 @@ async fn append_around_poison(app: &TestApp) -> (Vec<u64>, u64) {
     let log = EventLog::new(app.nats.client().await);
     let mut good = Vec::new();
     for i in 0..10 {
-        good.push(log.append(&probe_commit(json!({"i": i})), 0).await.unwrap().position);
+        good.push(
+            log.append(&probe_commit(json!({"i": i})), 0)
+                .await
+                .unwrap()
+                .position,
+        );
     }
     let poison = log
         .append(&probe_commit(json!({"note": "nul \u{0} inside"})), 0)
@@ -79,7 +84,12 @@ async fn append_around_poison(app: &TestApp) -> (Vec<u64>, u64) {
         .unwrap()
         .position;
     for i in 10..20 {
-        good.push(log.append(&probe_commit(json!({"i": i})), 0).await.unwrap().position);
+        good.push(
+            log.append(&probe_commit(json!({"i": i})), 0)
+                .await
+                .unwrap()
+                .position,
+        );
     }
     (good, poison)
 }
@@ -238,7 +248,10 @@ async fn a_consumer_that_stops_advancing_with_work_waiting_makes_readiness_fail(
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "readiness never recovered: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "readiness never recovered: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

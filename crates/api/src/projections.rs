@@ -3,12 +3,12 @@
 
 use crate::problem::ApiError;
 use crate::state::{AppState, ProjectorView};
+use async_nats::jetstream::stream::Stream;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use async_nats::jetstream::stream::Stream;
 use mc_eventlog::streams;
 use mc_projection::ProjectorStatus;
 use serde::Serialize;
@@ -131,7 +131,11 @@ async fn stream_head(state: &AppState, name: &str) -> (Option<u64>, Option<Strea
 }
 
 /// Messages after `position` and the age of the oldest of them.
-async fn lag(head: Option<u64>, stream: Option<&Stream>, position: u64) -> (Option<u64>, Option<f64>) {
+async fn lag(
+    head: Option<u64>,
+    stream: Option<&Stream>,
+    position: u64,
+) -> (Option<u64>, Option<f64>) {
     let lag = head.map(|h| h.saturating_sub(position));
     let mut seconds = lag.map(|_| 0.0);
     if let (Some(l), Some(stream)) = (lag, stream) {
@@ -297,13 +301,23 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let (standings, verdict) = consumer_health(&state).await;
-    let head = standings.iter().find_map(|s| s.lag_events.map(|l| l + s.position));
-    for s in standings.iter().map(|s| s.name).chain([mc_telemetry::STORE, mc_telemetry::ANOMALY]) {
+    let head = standings
+        .iter()
+        .find_map(|s| s.lag_events.map(|l| l + s.position));
+    for s in standings
+        .iter()
+        .map(|s| s.name)
+        .chain([mc_telemetry::STORE, mc_telemetry::ANOMALY])
+    {
         mc_metrics::gauge(
             "mc_projection_stalled",
             "1 while a consumer has messages waiting and has not advanced for the stall time.",
             &[("projection", s)],
-            if verdict.stalled.contains(&s) { 1.0 } else { 0.0 },
+            if verdict.stalled.contains(&s) {
+                1.0
+            } else {
+                0.0
+            },
         );
     }
     if let Some(h) = head {

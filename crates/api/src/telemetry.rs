@@ -26,10 +26,7 @@ const ANALYZE_MAX: u64 = 10_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/telemetry",
-            get(list).post(publish),
-        )
+        .route("/telemetry", get(list).post(publish))
         .route("/telemetry/latest", get(latest))
         .route("/telemetry/rollups", get(rollups))
         .route("/telemetry/analyze", get(analyze))

@@ -17,12 +17,11 @@ mod wait;
 pub use checkpoint::{
     create_checkpoint, load_checkpoint, lock_checkpoint, store_checkpoint, CHECKPOINT_TABLE,
 };
-pub use rebuild::{Progress, Rebuild, RebuildError};
 pub use poison::{classify, PoisonPolicy, SinkError};
+pub use rebuild::{Progress, Rebuild, RebuildError};
 pub use runner::Projector;
 pub use stream::{
-    CheckpointedStream, Monitor, ProjectorError, ProjectorStatus, Sink, StreamConfig,
-    StreamMessage,
+    CheckpointedStream, Monitor, ProjectorError, ProjectorStatus, Sink, StreamConfig, StreamMessage,
 };
 pub use wait::Positions;
 

@@ -137,7 +137,9 @@ mod tests {
     #[test]
     fn faults_elsewhere_are_transient() {
         // serialization failure, deadlock, admin shutdown, undefined table, no privilege
-        for code in ["40001", "40P01", "57P01", "42P01", "42501", "08006", "53300"] {
+        for code in [
+            "40001", "40P01", "57P01", "42P01", "42501", "08006", "53300",
+        ] {
             assert!(class(code).is_transient(), "{code}");
         }
         assert!(classify(&sqlx::Error::PoolTimedOut).is_transient());

@@ -491,9 +491,10 @@ impl CheckpointedStream {
         let (checkpoint, replay_until) = lock_checkpoint(&mut tx, name).await?;
         let fresh = batch.partition_point(|m| m.position <= checkpoint);
         if fresh < batch.len() {
-            let applying = AssertUnwindSafe(self.sink.apply(&mut tx, &batch[fresh..], replay_until))
-                .catch_unwind()
-                .await;
+            let applying =
+                AssertUnwindSafe(self.sink.apply(&mut tx, &batch[fresh..], replay_until))
+                    .catch_unwind()
+                    .await;
             match applying {
                 Ok(result) => result?,
                 Err(panic) => {
