@@ -373,3 +373,105 @@ async fn commands_fail_fast_while_nats_is_down() {
     let r = http.get(url("/agents")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A TCP relay to Postgres that the test can cut: new connections are refused and open ones
+/// dropped, as when the database host goes away.
+struct CuttableRelay {
+    addr: std::net::SocketAddr,
+    cut: CancellationToken,
+}
+
+impl CuttableRelay {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = CancellationToken::new();
+        let stop = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = tokio::select! {
+                    () = stop.cancelled() => return,
+                    a = listener.accept() => a.unwrap(),
+                };
+                let target = target.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+}
+
+#[tokio::test]
+async fn queries_fail_fast_while_postgres_is_down() {
+    let nats = NatsServer::start().await;
+    let db = TestDb::new().await;
+    // The database URL, pointed through the relay.
+    let url = reqwest::Url::parse(db.url()).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let relay = CuttableRelay::start(target).await;
+    let mut relayed = url.clone();
+    relayed.set_port(Some(relay.addr.port())).unwrap();
+    relayed.set_host(Some("127.0.0.1")).unwrap();
+    let cfg = config(
+        nats.url(),
+        relayed.to_string(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let app = Application::build(cfg).await.expect("build application");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let shutdown = CancellationToken::new();
+    let _server = tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await;
+    let r = http
+        .get(format!("{base}/api/v1/agents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    relay.cut.cancel();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.is_postgres_up() {
+        assert!(
+            Instant::now() < deadline,
+            "the server never noticed Postgres was gone"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let r = http
+        .get(format!("{base}/api/v1/agents"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("postgres"),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(1), "503 only after {took:?}");
+    // Readiness and the projection list answer promptly too.
+    for path in ["/health/ready", "/api/v1/projections"] {
+        let started = Instant::now();
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{path} took {took:?}");
+    }
+    shutdown.cancel();
+}

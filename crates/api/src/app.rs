@@ -23,8 +23,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Longest wait for a pooled Postgres connection before a request answers 503.
-const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for a pooled Postgres connection before a request answers 503. Generous: a
+/// burst of reads queues for connections; Postgres being down is detected by the probe below
+/// and answered at once.
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often, and how patiently, the server probes Postgres.
+const POSTGRES_PROBE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -174,6 +178,7 @@ impl Application {
             projectors: views,
             consumers,
             migrated: AtomicBool::new(false),
+            postgres_up: AtomicBool::new(true),
             log_paired: AtomicBool::new(false),
             serving: AtomicBool::new(false),
             log_mismatch: std::sync::Mutex::new(None),
@@ -232,9 +237,11 @@ impl Application {
             config,
             workers.clone(),
         ));
+        let probe = tokio::spawn(watch_postgres(state.clone(), workers.clone()));
         tracing::info!(addr = %listener.local_addr()?, "http server listening");
         let served = crate::edges::serve(listener, crate::router(state), http, shutdown).await;
         workers.cancel();
+        let _ = probe.await;
         state_for_shutdown.background.cancel();
         if let Ok(handles) = boot.await {
             for handle in handles {
@@ -243,6 +250,29 @@ impl Application {
         }
         tracing::info!("shut down");
         served
+    }
+}
+
+/// Probe Postgres once a second (a query on a connection of its own pool slot, bounded by the
+/// probe interval) and publish the outcome in `postgres_up`, so requests fail fast while it is
+/// known to be down.
+async fn watch_postgres(state: AppState, cancel: CancellationToken) {
+    loop {
+        let up = tokio::time::timeout(POSTGRES_PROBE, sqlx::query("SELECT 1").execute(&state.pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if up != state.is_postgres_up() {
+            if up {
+                tracing::info!("postgres is reachable again");
+            } else {
+                tracing::warn!("postgres is unreachable: queries answer 503 until it is back");
+            }
+        }
+        state.postgres_up.store(up, Ordering::Release);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(POSTGRES_PROBE) => {}
+        }
     }
 }
 

@@ -174,12 +174,16 @@ async fn body_deadline(State(timeout): State<Duration>, req: Request, next: Next
     next.run(req).await
 }
 
-/// Commands need NATS: while the client is not connected, answer 503 at once instead of
-/// letting the request wait for a publish timeout. Queries pass (they read Postgres).
+/// Commands need NATS, queries need Postgres: while the one they need is known to be down
+/// (NATS client not connected; the Postgres probe failed), answer 503 at once instead of
+/// letting the request wait for a publish or pool timeout.
 pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !reads && state.nats.connection_state() != async_nats::connection::State::Connected {
         return ApiError::Unavailable("nats: not connected".into()).into_response();
+    }
+    if reads && !state.is_postgres_up() {
+        return ApiError::Unavailable("postgres: not reachable".into()).into_response();
     }
     next.run(req).await
 }

@@ -120,6 +120,18 @@ impl Entry {
     }
 }
 
+/// The checkpoint of a consumer running in another process (0 while Postgres is away).
+async fn elsewhere_position(state: &AppState, name: &str) -> u64 {
+    if !state.is_postgres_up() {
+        return 0;
+    }
+    tokio::time::timeout(QUERY_TIMEOUT, state.positions.current(name))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0)
+}
+
 /// Head of `stream` and a handle to read its messages (both `None` while NATS is away).
 async fn stream_head(state: &AppState, name: &str) -> (Option<u64>, Option<Stream>) {
     let stream = tokio::time::timeout(QUERY_TIMEOUT, state.log.jetstream().get_stream(name))
@@ -158,7 +170,7 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
     let mut entries: Vec<Entry> = state.projectors.iter().map(Entry::of).collect();
     if entries.is_empty() {
         for p in crate::app::all_projections(&state.agents) {
-            let position = state.positions.current(p.name()).await.unwrap_or(0);
+            let position = elsewhere_position(state, p.name()).await;
             entries.push(Entry {
                 version: p.version(),
                 subjects: p.subjects(),
@@ -170,8 +182,18 @@ pub async fn standings(state: &AppState) -> (Option<u64>, Vec<Standing>) {
     let mut out = Vec::with_capacity(entries.len());
     for p in entries {
         let (lag_events, lag_seconds) = lag(head, stream.as_ref(), p.position).await;
-        let rebuild = match mc_projection::rebuild::rebuild_status(&state.pool, p.name).await {
-            Ok(Some(r)) => {
+        // Postgres known down: say nothing of rebuilds rather than wait on the pool per row.
+        let status = match state.is_postgres_up() {
+            true => tokio::time::timeout(
+                QUERY_TIMEOUT,
+                mc_projection::rebuild::rebuild_status(&state.pool, p.name),
+            )
+            .await
+            .ok(),
+            false => None,
+        };
+        let rebuild = match status {
+            Some(Ok(Some(r))) => {
                 let rate = r.position as f64 / r.running_seconds.max(1e-3);
                 let target = head.unwrap_or(r.target).max(r.target);
                 Some(json!({
@@ -209,7 +231,7 @@ pub async fn telemetry_standings(state: &AppState) -> (Option<u64>, Vec<Telemetr
     let mut entries: Vec<Entry> = state.consumers.iter().map(Entry::of).collect();
     if entries.is_empty() {
         for name in [mc_telemetry::STORE, mc_telemetry::ANOMALY] {
-            let position = state.positions.current(name).await.unwrap_or(0);
+            let position = elsewhere_position(state, name).await;
             entries.push(Entry::elsewhere(name, position));
         }
     }

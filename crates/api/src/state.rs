@@ -68,6 +68,9 @@ pub struct Inner {
     /// The telemetry consumers running in this process.
     pub consumers: Vec<ProjectorView>,
     pub migrated: AtomicBool,
+    /// Postgres answered the last probe (once a second, see `watch_postgres`): while it does
+    /// not, queries answer 503 at once instead of waiting for a pooled connection.
+    pub postgres_up: AtomicBool,
     pub provisioned: AtomicBool,
     /// The database is paired with the connected `MC_EVENTS` (see ARCHITECTURE.md).
     pub log_paired: AtomicBool,
@@ -99,6 +102,10 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    pub fn is_postgres_up(&self) -> bool {
+        self.postgres_up.load(Ordering::Acquire)
+    }
+
     pub fn is_migrated(&self) -> bool {
         self.migrated.load(Ordering::Acquire)
     }
