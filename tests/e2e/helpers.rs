@@ -24,6 +24,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
         nats_url,
         database_url,
         http_addr,
+        http_limits: mc_api::HttpLimits::default(),
         stream_replicas: 1,
         telemetry_max_age: Duration::from_secs(3600),
         read_wait: Duration::from_secs(5),

@@ -43,8 +43,6 @@ pub enum BuildError {
     DatabaseUrl(sqlx::Error),
     #[error("nats: {0}")]
     Nats(String),
-    #[error("{0}")]
-    Setting(String),
 }
 
 pub struct Application {
@@ -89,8 +87,7 @@ impl Application {
                 addr: config.http_addr,
                 source,
             })?;
-        let http = HttpLimits::from_env().map_err(BuildError::Setting)?;
-        // Short: with Postgres down a query answers 503 in about this long instead of hanging.
+        let http = config.http_limits;
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
@@ -201,7 +198,7 @@ impl Application {
         })
     }
 
-    /// Replace the header and body read timeouts taken from the environment.
+    /// Replace the header and body read timeouts of the configuration.
     pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
         self.http = limits;
         self

@@ -38,30 +38,6 @@ impl Default for HttpLimits {
     }
 }
 
-impl HttpLimits {
-    /// The defaults, overridden by `MC_HTTP_HEADER_TIMEOUT_MS` and `MC_HTTP_BODY_TIMEOUT_MS`.
-    pub fn from_env() -> Result<Self, String> {
-        let mut limits = Self::default();
-        for (name, slot) in [
-            ("MC_HTTP_HEADER_TIMEOUT_MS", &mut limits.header_timeout),
-            ("MC_HTTP_BODY_TIMEOUT_MS", &mut limits.body_timeout),
-        ] {
-            if let Ok(raw) = std::env::var(name) {
-                let ms = raw
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| (1..=3_600_000).contains(ms))
-                    .ok_or_else(|| {
-                        format!("{name}={raw:?}: must be milliseconds from 1 to 3600000")
-                    })?;
-                *slot = Duration::from_millis(ms);
-            }
-        }
-        Ok(limits)
-    }
-}
-
 /// Serve HTTP/1.1 on `listener` until `shutdown`: then stop accepting, let in-flight requests
 /// finish (idle keep-alive connections close at once) and return.
 pub async fn serve(
@@ -243,12 +219,5 @@ mod tests {
         assert!(!is_body_timeout(&axum::Error::new(std::io::Error::other(
             "x"
         ))));
-    }
-
-    #[test]
-    fn limits_default_without_environment() {
-        let defaults = HttpLimits::default();
-        assert_eq!(defaults.header_timeout, Duration::from_secs(10));
-        assert_eq!(defaults.body_timeout, Duration::from_secs(30));
     }
 }

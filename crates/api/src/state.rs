@@ -17,6 +17,8 @@ pub struct Config {
     pub nats_url: String,
     pub database_url: String,
     pub http_addr: SocketAddr,
+    /// How long a client may take to send a request's head and body.
+    pub http_limits: crate::HttpLimits,
     /// JetStream replicas of the streams (1 single node, 3 in a cluster).
     pub stream_replicas: usize,
     pub telemetry_max_age: Duration,

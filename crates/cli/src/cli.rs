@@ -116,6 +116,14 @@ struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
+    /// A client must send a request's whole head within this many ms, else it is disconnected.
+    #[arg(long, env = "MC_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    http_header_timeout_ms: u64,
+    /// A client must send a request's whole body within this many ms of its head, else 408.
+    #[arg(long, env = "MC_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    http_body_timeout_ms: u64,
     /// JetStream replicas for the streams: 1 on a single node, 3 in a cluster.
     #[arg(long, env = "MC_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
@@ -220,6 +228,10 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         nats_url: args.nats_url,
         database_url: args.db.database_url,
         http_addr: args.http_addr,
+        http_limits: mc_api::HttpLimits {
+            header_timeout: Duration::from_millis(args.http_header_timeout_ms),
+            body_timeout: Duration::from_millis(args.http_body_timeout_ms),
+        },
         stream_replicas: args.stream_replicas,
         telemetry_max_age: Duration::from_secs(args.telemetry_max_age_hours * 3600),
         read_wait: Duration::from_millis(args.read_wait_ms),
@@ -463,5 +475,24 @@ mod tests {
             panic!("not serve");
         };
         assert!(args.no_projectors && !args.no_migrate);
+    }
+}
+
+#[cfg(test)]
+mod http_limit_tests {
+    use super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn http_timeouts_are_bounded_milliseconds() {
+        let parse = |flag: &str, value: &str| {
+            Cli::try_parse_from(["mission-control", "serve", flag, value]).map(|_| ())
+        };
+        for flag in ["--http-header-timeout-ms", "--http-body-timeout-ms"] {
+            assert!(parse(flag, "1500").is_ok(), "{flag}");
+            for bad in ["0", "-1", "3600001", "soon"] {
+                assert!(parse(flag, bad).is_err(), "{flag} {bad} accepted");
+            }
+        }
     }
 }
