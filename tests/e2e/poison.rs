@@ -223,15 +223,7 @@ async fn a_consumer_that_stops_advancing_with_work_waiting_makes_readiness_fail(
         let (status, body) = ready(&app).await;
         if status == 503 {
             assert_eq!(body["stalled"], json!(["agents"]), "{body}");
-            let metrics = app
-                .http
-                .get(format!("{}/metrics", app.base))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = app.metrics().await;
             assert!(
                 metrics.contains("mc_projection_stalled{projection=\"agents\"} 1"),
                 "{metrics}"

@@ -163,15 +163,7 @@ async fn a_poison_event_stops_only_its_projection_and_is_recorded() {
         ),
         (Some("agents"), Some(poison), Some(false))
     );
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("mc_projection_failed{projection=\"agents\"} 1"),
         "{text}"

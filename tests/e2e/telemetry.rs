@@ -346,15 +346,7 @@ async fn bad_telemetry_goes_to_the_dead_letter_stream_and_ingest_goes_on() {
         reasons[5]
     );
     assert!(reasons[6].starts_with("[1].timestamp"), "{}", reasons[6]);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("mc_telemetry_rejected_total{reason=\"invalid\"} 5"),
         "{metrics}"

@@ -162,16 +162,7 @@ pub struct Rebuild {
 }
 
 async fn head(js: &Context) -> Result<u64, String> {
-    let mut stream = js
-        .get_stream(streams::EVENTS)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(stream
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence)
+    crate::stream::stream_head(js, streams::EVENTS).await
 }
 
 impl Rebuild {

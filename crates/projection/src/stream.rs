@@ -153,6 +153,17 @@ enum Work {
     Offender(usize, String, bool),
 }
 
+/// The last sequence of stream `name` (0 when empty).
+pub(crate) async fn stream_head(js: &Context, name: &str) -> Result<u64, String> {
+    let mut stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+    Ok(stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence)
+}
+
 /// A consumer: a [`Sink`] driven from its checkpoint. `run` it in a task.
 pub struct CheckpointedStream {
     config: StreamConfig,
@@ -214,25 +225,11 @@ impl CheckpointedStream {
         }
     }
 
-    async fn head(&self) -> Result<u64, String> {
-        let mut stream = self
-            .js
-            .get_stream(self.config.stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(stream
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .state
-            .last_sequence)
-    }
-
     /// Create the checkpoint row if this consumer never ran (marking the history up to the
     /// log's head as a replay when configured).
     pub async fn prepare(&self) -> Result<(), String> {
         let head = if self.config.replay_marker {
-            self.head().await?
+            stream_head(&self.js, self.config.stream).await?
         } else {
             0
         };
