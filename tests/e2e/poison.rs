@@ -142,6 +142,32 @@ async fn garbage_in_the_event_stream_is_recorded_by_every_projection_and_skipped
     for p in projections["projections"].as_array().unwrap() {
         assert_eq!(p["state"], "running", "{p}");
     }
+    // Garbage in an aggregate's own history: a command on it is refused for what it is (not a
+    // 503 inviting retries), naming the position, and appends nothing.
+    let id = before["id"].as_str().unwrap();
+    let spoiled = js
+        .publish(format!("mc.events.agent.{id}"), b"\x00".as_slice().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let r = app
+        .http
+        .patch(app.url(&format!("/agents/{id}")))
+        .json(&json!({"description": "after the garbage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let problem: Value = r.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("undecodable commit at position {spoiled}")),
+        "{problem}"
+    );
+    let stream = js.get_stream("MC_EVENTS").await.unwrap();
+    assert_eq!(stream.cached_info().state.last_sequence, spoiled);
 }
 
 #[tokio::test]

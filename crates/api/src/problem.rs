@@ -228,6 +228,7 @@ impl From<CommandError> for ApiError {
             CommandError::Concurrency { expected, actual } => Self::Conflict { expected, actual },
             CommandError::NameTaken { name } => Self::NameTaken { name },
             CommandError::Unavailable(e) => Self::Unavailable(e),
+            CommandError::Corrupt(e) => Self::Internal(e),
         }
     }
 }

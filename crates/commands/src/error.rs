@@ -14,9 +14,13 @@ pub enum CommandError {
     Concurrency { expected: u64, actual: u64 },
     #[error("name {name:?} is already taken")]
     NameTaken { name: String },
-    /// NATS (or the log) cannot be reached or answered garbage; the outcome may be unknown.
+    /// NATS (or the log) cannot be reached; the outcome may be unknown.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The aggregate's history holds a message that is not a readable commit: retrying cannot
+    /// help, and nothing was appended.
+    #[error("history cannot be read: {0}")]
+    Corrupt(String),
 }
 
 impl CommandError {

@@ -3,7 +3,7 @@
 use crate::error::CommandError;
 use chrono::Utc;
 use mc_domain::{Aggregate, Check, Root};
-use mc_eventlog::{AppendError, Commit, CommitMeta, EventLog, EventSchema};
+use mc_eventlog::{AppendError, Commit, CommitMeta, EventLog, EventSchema, LogError};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,18 +92,17 @@ impl Handler {
                 return Ok(c);
             }
         }
-        let commits = self
-            .log
-            .load(A::TYPE, id)
-            .await
-            .map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let commits = self.log.load(A::TYPE, id).await.map_err(|e| match e {
+            LogError::Corrupt { .. } => CommandError::Corrupt(e.to_string()),
+            LogError::Unavailable(_) => CommandError::Unavailable(e.to_string()),
+        })?;
         let mut root = Root::<A>::default();
         let mut last_seq = 0;
         for rc in &commits {
             let events: Vec<A::Event> = rc
                 .commit
                 .domain_events()
-                .map_err(|e| CommandError::Unavailable(format!("position {}: {e}", rc.position)))?;
+                .map_err(|e| CommandError::Corrupt(format!("position {}: {e}", rc.position)))?;
             for event in &events {
                 root.apply(event);
             }
@@ -181,6 +180,7 @@ impl Handler {
             Err(CommandError::Concurrency { .. }) => "conflict",
             Err(CommandError::NameTaken { .. }) => "name_taken",
             Err(CommandError::Unavailable(_)) => "unavailable",
+            Err(CommandError::Corrupt(_)) => "corrupt",
         };
         let labels = [("aggregate", A::TYPE), ("outcome", outcome)];
         mc_metrics::count(
