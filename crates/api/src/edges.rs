@@ -10,9 +10,11 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::FutureExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -164,6 +166,39 @@ pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) 
     next.run(req).await
 }
 
+const PANICS: &str = "mc_panics_total";
+const PANICS_HELP: &str =
+    "Requests and commands whose handling panicked (answered 500, process kept).";
+
+/// A panic in a handler answers 500 problem+json, is logged and counted; the process and the
+/// connection go on (without this, hyper would drop the connection with no answer).
+pub async fn catch_panic(req: Request, next: Next) -> Response {
+    let route = format!("{} {}", req.method(), req.uri().path());
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic_message(panic.as_ref());
+            tracing::error!(%route, panic = %what, "request handler panicked");
+            mc_metrics::count(PANICS, PANICS_HELP, &[("where", "http")], 1);
+            ApiError::Internal(format!("the request could not be handled: {what}")).into_response()
+        }
+    }
+}
+
+/// The text a panic carried, when it carried text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Count a panic caught elsewhere (the NATS command service).
+pub fn count_panic(place: &'static str) {
+    mc_metrics::count(PANICS, PANICS_HELP, &[("where", place)], 1);
+}
+
 /// Error answers the framework writes itself (no route, wrong method, a query string or path
 /// that does not parse) become problem documents like every other error.
 pub async fn problems(req: Request, next: Next) -> Response {
@@ -211,6 +246,38 @@ pub async fn problems(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+        async fn boom() -> &'static str {
+            panic!("boom at the edge")
+        }
+        let router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panic));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router, HttpLimits::default(), stop.clone()));
+        let get = |path: &'static str| async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let answer = get("/boom").await;
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(answer.contains("boom at the edge"), "{answer}");
+        let answer = get("/fine").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
 
     #[test]
     fn a_body_deadline_error_is_recognised_through_axum() {

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             extract::MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn(edges::catch_panic))
         .layer(axum::middleware::from_fn(edges::problems))
         .with_state(state)
 }

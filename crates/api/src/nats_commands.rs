@@ -10,12 +10,14 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use crate::{agents, alarms, comments, missions};
 use async_nats::Message;
+use futures::FutureExt;
 use futures::StreamExt;
 use mc_commands::CommandContext;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
 use mc_domain::values::{json_nesting_within, parse_actor, JSON_MAX_DEPTH};
 use mc_domain::Check;
 use serde_json::{json, Map, Value};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -110,7 +112,19 @@ async fn handle(state: &AppState, message: Message) {
             .await;
         return;
     };
-    let reply = match dispatch(state, &action, &message.payload).await {
+    // A panic while handling one command answers it with a 500 problem; the service goes on.
+    let handled = AssertUnwindSafe(dispatch(state, &action, &message.payload))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = crate::edges::panic_message(panic.as_ref());
+            tracing::error!(action, panic = %what, "nats command handler panicked");
+            crate::edges::count_panic("nats");
+            Err(ApiError::Internal(format!(
+                "the command could not be handled: {what}"
+            )))
+        });
+    let reply = match handled {
         Ok(ok) => ok,
         Err(e) => json!({"ok": false, "error": e.body()}),
     };
