@@ -129,6 +129,19 @@ async fn garbage_in_the_event_stream_is_recorded_by_every_projection_and_skipped
         .await
         .unwrap();
     assert_eq!(archived, 0);
+    // One copy in the dead-letter stream, however many projections skipped it; counted once.
+    let letters = crate::telemetry::dead_letters(&js).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].0.starts_with("undecodable commit"),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0].1, garbage.to_string());
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("mc_dead_letters_total{origin=\"events\",reason=\"skipped\"} 1"),
+        "{metrics}"
+    );
     let recorded = failures(&app).await;
     for name in PROJECTIONS {
         assert!(

@@ -348,7 +348,7 @@ async fn bad_telemetry_goes_to_the_dead_letter_stream_and_ingest_goes_on() {
     assert!(reasons[6].starts_with("[1].timestamp"), "{}", reasons[6]);
     let metrics = app.metrics().await;
     assert!(
-        metrics.contains("mc_telemetry_rejected_total{reason=\"invalid\"} 5"),
+        metrics.contains("mc_dead_letters_total{origin=\"telemetry\",reason=\"invalid\"} 5"),
         "{metrics}"
     );
 

@@ -1,11 +1,13 @@
 //! The event log on JetStream: the stored-event schema, the MessagePack commit codec,
-//! append with optimistic concurrency, aggregate history loading, stream provisioning.
+//! append with optimistic concurrency, aggregate history loading, stream provisioning, and the
+//! dead-letter publisher every consumer uses.
 //!
 //! Architecture Invariant: one command commit is one NATS message on
 //! `mc.events.<aggregate>.<id>`; its JetStream stream sequence is the global position.
 //! Architecture Invariant: what is stored is the schema in [`schema`] (stable type names,
 //! schema versions, explicit payload structs), never a derived serde shape of a domain enum.
 
+pub mod dlq;
 pub mod envelope;
 pub mod log;
 pub mod schema;

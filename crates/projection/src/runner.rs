@@ -8,6 +8,7 @@ use crate::stream::{
 use crate::{ApplyError, Projection};
 use async_nats::jetstream::Context;
 use futures::future::BoxFuture;
+use mc_eventlog::dlq::{self, DeadLetter};
 use mc_eventlog::{streams, Commit, RecordedCommit};
 use sqlx::{PgConnection, PgPool};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ const BATCH_LINGER: Duration = Duration::from_millis(2);
 struct ProjectionSink {
     projection: Arc<dyn Projection>,
     commits: Vec<RecordedCommit>,
+    js: Context,
 }
 
 impl Sink for ProjectionSink {
@@ -56,6 +58,30 @@ impl Sink for ProjectionSink {
             })
         })
     }
+
+    /// A skipped message (not a commit, or skipped by `MC_SKIP_POISON`) is copied to
+    /// `mc.dlq.events`. Every projection skips an undecodable one: the stream keeps one copy
+    /// (the letter's `Nats-Msg-Id` is its position).
+    fn dead_letter<'a>(
+        &'a mut self,
+        m: &'a StreamMessage,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let letter = DeadLetter {
+                origin_subject: m.subject.clone(),
+                position: m.position,
+                index: None,
+                class: "skipped",
+                reason: reason.to_owned(),
+                content_type: None,
+                payload: m.payload.clone(),
+            };
+            dlq::publish(&self.js, "events", &[letter])
+                .await
+                .map_err(SinkError::Transient)
+        })
+    }
 }
 
 /// Runs one projection. Create with [`Projector::new`], then `run` it in a task.
@@ -81,6 +107,7 @@ impl Projector {
         let sink = ProjectionSink {
             projection: projection.clone(),
             commits: Vec::new(),
+            js: js.clone(),
         };
         Self {
             projection,

@@ -11,7 +11,6 @@
 mod anomaly;
 mod consumer;
 mod copy;
-pub mod dlq;
 pub mod ingest;
 pub mod read;
 mod registry;
@@ -19,6 +18,8 @@ pub mod retention;
 pub mod stale;
 mod store;
 pub mod wire;
+
+pub use mc_eventlog::dlq;
 
 pub use anomaly::{load_limits, ordinal, AnomalySink};
 pub use consumer::TelemetryConsumer;

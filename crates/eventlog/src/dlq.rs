@@ -5,17 +5,17 @@ use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
-const REJECTED: &str = "mc_telemetry_rejected_total";
+const REJECTED: &str = "mc_dead_letters_total";
 const REJECTED_HELP: &str =
-    "Telemetry snapshots or messages sent to the dead-letter stream, by reason.";
+    "Inputs sent to the dead-letter stream MC_DLQ, by origin (telemetry, events) and reason.";
 const REASON_MAX: usize = 1_000;
 
 /// One rejected input.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// The subject it came on (`mc.telemetry.SC-001`).
+    /// The subject it came on (`mc.telemetry.SC-001`, `mc.events.agent.<id>`).
     pub origin_subject: String,
-    /// Its MC_TELEMETRY sequence.
+    /// Its sequence in the stream it came from.
     pub position: u64,
     /// The snapshot index inside an array, or `None` when the whole message is rejected.
     pub index: Option<usize>,
@@ -52,12 +52,20 @@ pub async fn publish(js: &Context, origin: &str, letters: &[DeadLetter]) -> Resu
             .map_err(|e| format!("cannot publish to the dead-letter stream: {e}"))?;
         acks.push(ack);
     }
-    for ack in acks {
-        ack.await
+    for (ack, letter) in acks.into_iter().zip(letters) {
+        let ack = ack
+            .await
             .map_err(|e| format!("dead-letter stream did not acknowledge: {e}"))?;
-    }
-    for letter in letters {
-        mc_metrics::count(REJECTED, REJECTED_HELP, &[("reason", letter.class)], 1);
+        // A re-publish after a crash, or a second consumer's copy of the same letter, is a
+        // duplicate the stream dropped: counted once.
+        if !ack.duplicate {
+            mc_metrics::count(
+                REJECTED,
+                REJECTED_HELP,
+                &[("origin", origin), ("reason", letter.class)],
+                1,
+            );
+        }
     }
     Ok(())
 }
