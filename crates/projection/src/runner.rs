@@ -8,7 +8,7 @@ use crate::stream::{
 use crate::{ApplyError, Projection};
 use async_nats::jetstream::Context;
 use futures::future::BoxFuture;
-use mc_eventlog::dlq::{self, DeadLetter};
+use mc_eventlog::dlq;
 use mc_eventlog::{streams, Commit, RecordedCommit};
 use sqlx::{PgConnection, PgPool};
 use std::sync::{Arc, Mutex};
@@ -68,15 +68,7 @@ impl Sink for ProjectionSink {
         reason: &'a str,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let letter = DeadLetter {
-                origin_subject: m.subject.clone(),
-                position: m.position,
-                index: None,
-                class: "skipped",
-                reason: reason.to_owned(),
-                content_type: None,
-                payload: m.payload.clone(),
-            };
+            let letter = m.dead_letter("skipped", reason);
             dlq::publish(&self.js, "events", &[letter])
                 .await
                 .map_err(SinkError::Transient)

@@ -17,6 +17,7 @@ use async_nats::jetstream::Context;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use mc_eventlog::dlq::DeadLetter;
 use sqlx::{PgConnection, PgPool};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,21 @@ pub struct StreamMessage {
     pub subject: String,
     pub content_type: Option<String>,
     pub payload: Bytes,
+}
+
+impl StreamMessage {
+    /// This whole message as a dead letter of `class` (a short metric label) and `reason`.
+    pub fn dead_letter(&self, class: &'static str, reason: &str) -> DeadLetter {
+        DeadLetter {
+            origin_subject: self.subject.clone(),
+            position: self.position,
+            index: None,
+            class,
+            reason: reason.to_owned(),
+            content_type: self.content_type.clone(),
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 /// What a consumer does with its messages.

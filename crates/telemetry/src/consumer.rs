@@ -3,7 +3,7 @@
 //! commands: idempotent) and writes it in the transaction that moves its checkpoint.
 
 use crate::anomaly::AnomalySink;
-use crate::dlq::{self, DeadLetter};
+use crate::dlq;
 use crate::store::StoreSink;
 use crate::Message;
 use async_nats::jetstream::Context;
@@ -41,15 +41,7 @@ impl Sink for StoreSink {
         reason: &'a str,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let letter = DeadLetter {
-                origin_subject: m.subject.clone(),
-                position: m.position,
-                index: None,
-                class: "unstorable",
-                reason: reason.to_owned(),
-                content_type: m.content_type.clone(),
-                payload: m.payload.clone(),
-            };
+            let letter = m.dead_letter("unstorable", reason);
             dlq::publish(self.js(), "telemetry", &[letter])
                 .await
                 .map_err(SinkError::Transient)
