@@ -71,7 +71,10 @@ pub fn stored_commit(data: &[u8]) {
     let _ = commit.domain_events::<mc_domain::spacecraft::SpacecraftEvent>();
     let _ = commit.domain_events::<mc_domain::alarm::AlarmEvent>();
     let again = Commit::decode(&commit.encode());
-    assert!(again.is_ok(), "a decoded commit does not decode after encoding: {again:?}");
+    assert!(
+        again.is_ok(),
+        "a decoded commit does not decode after encoding: {again:?}"
+    );
 }
 
 /// Valid inputs for each target to start from.
@@ -93,12 +96,30 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "nats_command" => {
             let id = uuid::Uuid::now_v7();
             let bodies: [(u8, serde_json::Value); 6] = [
-                (4, json!({"name": "rover", "capabilities": ["drive"], "metadata": {"a": [1]}})),
-                (6, json!({"id": id, "status": "ERROR", "reason": "stuck", "actor": "ops"})),
-                (8, json!({"title": "Survey", "priority": "HIGH", "agentId": id})),
-                (15, json!({"content": "hi", "type": "note", "missionId": id})),
-                (2, json!({"id": id, "operator": "op", "comment": "c", "until": NOW_MS})),
-                (9, json!({"id": id, "title": "x", "expectedVersion": 3, "commandId": id})),
+                (
+                    4,
+                    json!({"name": "rover", "capabilities": ["drive"], "metadata": {"a": [1]}}),
+                ),
+                (
+                    6,
+                    json!({"id": id, "status": "ERROR", "reason": "stuck", "actor": "ops"}),
+                ),
+                (
+                    8,
+                    json!({"title": "Survey", "priority": "HIGH", "agentId": id}),
+                ),
+                (
+                    15,
+                    json!({"content": "hi", "type": "note", "missionId": id}),
+                ),
+                (
+                    2,
+                    json!({"id": id, "operator": "op", "comment": "c", "until": NOW_MS}),
+                ),
+                (
+                    9,
+                    json!({"id": id, "title": "x", "expectedVersion": 3, "commandId": id}),
+                ),
             ];
             let names = mc_api::nats_commands::actions();
             bodies
@@ -121,12 +142,24 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 occurred_at: chrono::DateTime::from_timestamp_millis(NOW_MS).unwrap_or_default(),
             };
             let events = [
-                ("agent", "agent.registered", json!({"id": uuid::Uuid::now_v7(), "name": "rover",
-                    "description": "", "capabilities": ["a"], "metadata": {"k": [1]}, "status": "IDLE"})),
-                ("mission", "mission.created", json!({"id": uuid::Uuid::now_v7(), "title": "t",
-                    "description": "", "priority": "HIGH", "metadata": {}})),
-                ("comment", "comment.posted", json!({"id": uuid::Uuid::now_v7(), "content": "c",
-                    "type": "note", "metadata": {}})),
+                (
+                    "agent",
+                    "agent.registered",
+                    json!({"id": uuid::Uuid::now_v7(), "name": "rover",
+                    "description": "", "capabilities": ["a"], "metadata": {"k": [1]}, "status": "IDLE"}),
+                ),
+                (
+                    "mission",
+                    "mission.created",
+                    json!({"id": uuid::Uuid::now_v7(), "title": "t",
+                    "description": "", "priority": "HIGH", "metadata": {}}),
+                ),
+                (
+                    "comment",
+                    "comment.posted",
+                    json!({"id": uuid::Uuid::now_v7(), "content": "c",
+                    "type": "note", "metadata": {}}),
+                ),
             ];
             events
                 .into_iter()

@@ -31,8 +31,8 @@ impl Rng {
 
 /// Interesting bytes: container and string markers of both formats, NUL, quotes, escapes.
 const SPICE: &[u8] = &[
-    0x00, 0x91, 0x81, 0xdc, 0xdd, 0xde, 0xdf, 0xc0, 0xc1, 0xcb, 0xd9, 0xda, 0xdb, 0xa1, 0xff,
-    b'[', b']', b'{', b'}', b'"', b'\\', b':', b',', b'0', b'-', b'e',
+    0x00, 0x91, 0x81, 0xdc, 0xdd, 0xde, 0xdf, 0xc0, 0xc1, 0xcb, 0xd9, 0xda, 0xdb, 0xa1, 0xff, b'[',
+    b']', b'{', b'}', b'"', b'\\', b':', b',', b'0', b'-', b'e',
 ];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, pool: &[Vec<u8>]) {
@@ -115,18 +115,30 @@ fn targets_survive_mutated_seeds() {
     }
 }
 
-/// Write the seeds where `scripts/fuzz.sh` gives them to libFuzzer (run once after changing
-/// them: `cargo test --no-default-features -- --ignored write_seeds`).
+/// The seeds `scripts/fuzz.sh` gives libFuzzer (`seeds/<target>/seed-<i>`, committed) exist for
+/// every target. `seeds()` makes fresh ones (with new ids each time); to replace the files run
+/// `MC_FUZZ_WRITE_SEEDS=1 cargo test --no-default-features seeds_on_disk`.
 #[test]
-#[ignore]
-fn write_seeds() {
+fn seeds_on_disk_exist_for_every_target() {
+    let write = std::env::var_os("MC_FUZZ_WRITE_SEEDS").is_some();
     for (name, _) in TARGETS {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("seeds")
             .join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, seed) in seeds(name).iter().enumerate() {
-            std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, seed) in seeds(name).iter().enumerate() {
+                std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
+            }
         }
+        let count = std::fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(Result::ok).count())
+            .unwrap_or(0);
+        assert!(
+            count >= seeds(name).len(),
+            "{}: {count} seeds on disk, {} expected (write them, see above)",
+            dir.display(),
+            seeds(name).len()
+        );
     }
 }
