@@ -23,6 +23,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
     Config {
         nats_url,
         database_url,
+        migrator_database_url: None,
         http_addr,
         http_limits: mc_api::HttpLimits::default(),
         stream_replicas: 1,
@@ -64,11 +65,13 @@ impl TestApp {
 
     /// Start a new server process-equivalent on the same NATS and database.
     pub async fn start(&mut self) {
+        // Served as production serves: an `mc_app` login, DDL through the migrator's.
         let mut cfg = config(
             self.nats.url(),
-            self.db.url().to_owned(),
+            self.db.app_url().to_owned(),
             "127.0.0.1:0".parse().unwrap(),
         );
+        cfg.migrator_database_url = Some(self.db.url().to_owned());
         (self.tweak)(&mut cfg);
         let app = Application::build(cfg).await.expect("build application");
         self.base = format!("http://127.0.0.1:{}", app.port());

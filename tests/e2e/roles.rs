@@ -361,3 +361,82 @@ async fn a_rebuilt_read_model_stays_owned_by_mc_migrator_and_granted_to_mc_app()
     pool.close().await;
     logins.drop_now().await;
 }
+
+/// The e2e servers run as production does: an `mc_app` login for everything they serve, the
+/// migrator's login only for migrations and rebuild DDL; a blue/green rebuild works that way.
+#[tokio::test]
+async fn the_test_server_serves_as_an_mc_app_login_and_rebuilds_through_the_migrator() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let role = app.db.app_role().to_owned();
+    let (superuser, in_app): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, pg_has_role(rolname, 'mc_app', 'MEMBER') FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&role)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((superuser, in_app), (false, true));
+    let (s, created) = app
+        .create_agent(serde_json::json!({"name": "served-by-mc-app"}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let (_, agent) = app
+        .get_json(&format!(
+            "/agents/{}?minPosition={}",
+            created["id"].as_str().unwrap(),
+            created["position"]
+        ))
+        .await;
+    assert_eq!(agent["name"], "served-by-mc-app");
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = current_database()",
+    )
+    .bind(&role)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(sessions > 0, "the server holds no connection as {role}");
+    // The login itself has no DDL rights.
+    let mut as_app = <sqlx::PgConnection as sqlx::Connection>::connect(app.db.app_url())
+        .await
+        .unwrap();
+    let refused = sqlx::query("CREATE TABLE nope (x int)")
+        .execute(&mut as_app)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("42501")
+    );
+    // A rebuild (shadow schema, swap) goes through the migrator and lands.
+    let (s, body) = app
+        .post("/projections/agents/rebuild", serde_json::json!({}))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, list) = app.get_json("/projections").await;
+        let agents = list["projections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "agents")
+            .unwrap()
+            .clone();
+        if agents["rebuild"].is_null() && agents["state"] == "running" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rebuild never finished: {agents}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, agent) = app
+        .get_json(&format!("/agents/{}", created["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(agent["name"], "served-by-mc-app");
+}

@@ -93,6 +93,14 @@ impl Application {
             .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
             .connect_lazy(&config.database_url)
             .map_err(BuildError::DatabaseUrl)?;
+        let ddl = match &config.migrator_database_url {
+            Some(url) => PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                .connect_lazy(url)
+                .map_err(BuildError::DatabaseUrl)?,
+            None => pool.clone(),
+        };
         let nats = async_nats::ConnectOptions::new()
             .name("mission-control")
             .retry_on_initial_connect()
@@ -163,6 +171,7 @@ impl Application {
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,
+            ddl,
             nats,
             log,
             agents,
@@ -342,7 +351,7 @@ async fn boot(
     } = workers;
     let migrated = with_backoff("migrate", &cancel, || async {
         if config.migrate_on_start {
-            return mc_projections::migrator().run(&state.pool).await.map_err(|e| e.to_string());
+            return mc_projections::migrator().run(&state.ddl).await.map_err(|e| e.to_string());
         }
         let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&state.pool)

@@ -45,7 +45,8 @@ pub async fn start(state: &AppState, name: &str) -> Result<(), ApiError> {
     .map_err(|e| match e {
         RebuildError::NotRebuildable(_, why) => ApiError::field("name", why),
         e => ApiError::Internal(e.to_string()),
-    })?;
+    })?
+    .with_ddl(state.ddl.clone());
     let name = rebuild.name();
     {
         let mut running = state

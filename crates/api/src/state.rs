@@ -16,6 +16,9 @@ pub struct Config {
     /// One or more NATS URLs, comma-separated.
     pub nats_url: String,
     pub database_url: String,
+    /// A login that owns the schema (the migrator), for migrations at start and the DDL of
+    /// blue/green rebuilds; `None`: the service's own login does those too.
+    pub migrator_database_url: Option<String>,
     pub http_addr: SocketAddr,
     /// How long a client may take to send a request's head and body.
     pub http_limits: crate::HttpLimits,
@@ -56,6 +59,8 @@ pub struct ProjectorView {
 
 pub struct Inner {
     pub pool: PgPool,
+    /// The migrator's pool (migrations, rebuild DDL); the same as `pool` when not configured.
+    pub ddl: PgPool,
     pub nats: async_nats::Client,
     pub log: EventLog,
     pub agents: AgentService,

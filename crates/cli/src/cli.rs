@@ -116,6 +116,11 @@ struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
+    /// A PostgreSQL login that owns the schema (in `mc_migrator`): migrations at start and the
+    /// DDL of blue/green rebuilds go through it, so `MC_DATABASE_URL` can be an `mc_app` login
+    /// without DDL rights. Unset: `MC_DATABASE_URL` does both.
+    #[arg(long, env = "MC_MIGRATOR_DATABASE_URL", hide_env_values = true)]
+    migrator_database_url: Option<String>,
     /// A client must send a request's whole head within this many ms, else it is disconnected.
     #[arg(long, env = "MC_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -227,6 +232,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
     let config = Config {
         nats_url: args.nats_url,
         database_url: args.db.database_url,
+        migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,
         http_limits: mc_api::HttpLimits {
             header_timeout: Duration::from_millis(args.http_header_timeout_ms),

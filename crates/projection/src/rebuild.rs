@@ -157,7 +157,10 @@ pub fn shadow_checkpoint(name: &str) -> String {
 /// A rebuild of one projection.
 pub struct Rebuild {
     projection: Arc<dyn Projection>,
+    /// Checkpoints and the shadow projector's writes (the service's own login, `mc_app`).
     pool: PgPool,
+    /// The shadow schema and the swap: DDL, through the migrator's login.
+    ddl: PgPool,
     js: Context,
 }
 
@@ -185,9 +188,17 @@ impl Rebuild {
         }
         Ok(Self {
             projection,
+            ddl: pool.clone(),
             pool,
             js,
         })
+    }
+
+    /// Run the DDL (shadow schema, swap) on `ddl`, a login that owns the tables (the migrator),
+    /// so the service itself can keep a login without DDL rights.
+    pub fn with_ddl(mut self, ddl: PgPool) -> Self {
+        self.ddl = ddl;
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -200,7 +211,7 @@ impl Rebuild {
         let name = self.name();
         let schema = shadow_schema(name);
         let target = head(&self.js).await.map_err(|e| failed(name, e))?;
-        let mut tx = self.pool.begin().await.map_err(|e| failed(name, e))?;
+        let mut tx = self.ddl.begin().await.map_err(|e| failed(name, e))?;
         let existing: Option<(i32,)> =
             sqlx::query_as("SELECT version FROM projection_rebuilds WHERE name = $1 FOR UPDATE")
                 .bind(name)
@@ -226,6 +237,18 @@ impl Rebuild {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| failed(name, e))?;
+            }
+            // The shadow projector writes as the service (mc_app), like the live one.
+            for sql in [
+                format!("GRANT USAGE ON SCHEMA \"{schema}\" TO mc_app"),
+                format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO mc_app"
+                ),
+            ] {
+                sqlx::query(&sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| failed(name, e))?;
             }
             sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
                 .bind(shadow_checkpoint(name))
@@ -326,7 +349,7 @@ impl Rebuild {
         let name = self.name();
         let schema = shadow_schema(name);
         let shadow = shadow_checkpoint(name);
-        let mut tx = self.pool.begin().await.map_err(|e| failed(name, e))?;
+        let mut tx = self.ddl.begin().await.map_err(|e| failed(name, e))?;
         let live: Option<(i64,)> = sqlx::query_as(
             "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
         )

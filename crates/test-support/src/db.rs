@@ -10,9 +10,20 @@ pub fn admin_url() -> String {
 }
 
 pub struct TestDb {
+    /// A superuser pool on the test database.
     pub pool: PgPool,
     name: String,
     url: String,
+    app_url: String,
+}
+
+/// `url` with `user` as its user (no password: the test cluster trusts loopback logins).
+fn with_user(url: &str, user: &str) -> String {
+    let Some(rest) = url.strip_prefix("postgres://") else {
+        return url.to_owned();
+    };
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("postgres://{user}@{host}")
 }
 
 fn with_database(url: &str, name: &str) -> String {
@@ -50,11 +61,34 @@ impl TestDb {
             .run(&pool)
             .await
             .expect("migrate test database");
-        Self { pool, name, url }
+        // A login of its own in `mc_app`, as `serve` runs in production (dropped with the
+        // database).
+        sqlx::query(&format!("CREATE ROLE {name} LOGIN IN ROLE mc_app"))
+            .execute(&pool)
+            .await
+            .expect("create the test's mc_app login");
+        let app_url = with_user(&url, &name);
+        Self {
+            pool,
+            name,
+            url,
+            app_url,
+        }
     }
 
+    /// The superuser URL (owner of everything: migrations, rebuild DDL).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The name of that login (and of the database).
+    pub fn app_role(&self) -> &str {
+        &self.name
+    }
+
+    /// A login in `mc_app`: DML on the read models, append-only archive, no DDL.
+    pub fn app_url(&self) -> &str {
+        &self.app_url
     }
 }
 
@@ -73,6 +107,9 @@ impl Drop for TestDb {
                             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                                 .execute(&mut admin)
                                 .await;
+                        let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {name}"))
+                            .execute(&mut admin)
+                            .await;
                     }
                 });
             }
@@ -83,7 +120,20 @@ impl Drop for TestDb {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{with_database, with_user};
+
+    #[test]
+    fn swaps_the_user() {
+        assert_eq!(
+            with_user("postgres://postgres@h:5432/x", "app"),
+            "postgres://app@h:5432/x"
+        );
+        assert_eq!(
+            with_user("postgres://u:pw@h/x?sslmode=disable", "app"),
+            "postgres://app@h/x?sslmode=disable"
+        );
+        assert_eq!(with_user("postgres://h/x", "app"), "postgres://app@h/x");
+    }
 
     #[test]
     fn swaps_the_database_name() {
