@@ -20,6 +20,7 @@ PG_USER="${MC_DEV_PG_USER:-postgres}"
 PG_DIR="$DEV/pg"
 PG_DATA="$PG_DIR/data"
 DB_NAME="${MC_DEV_DB_NAME:-mission_control}"
+APP_ROLE="${MC_DEV_APP_ROLE:-mission_control_app}"  # the login serve uses, in mc_app
 HTTP_ADDR="${MC_HTTP_ADDR:-127.0.0.1:8080}"
 SERVE_PID="$DEV/serve.pid"
 SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mission-control"
@@ -267,7 +268,14 @@ cmd_up() {
   cargo build --bin mission-control
   log "migrating $MC_DATABASE_URL"
   "$SERVE_BIN" migrate
-  log "serving on http://$MC_HTTP_ADDR (nats $MC_NATS_URL); pid $$ in .dev/serve.pid"
+  # Serve as production does: a login in mc_app (no DDL, append-only archive); migrations and
+  # the DDL of blue/green rebuilds go through the migrator's login ($PG_USER owns the schema).
+  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$DB_NAME" -w -q -v ON_ERROR_STOP=1 -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
+       CREATE ROLE $APP_ROLE LOGIN IN ROLE mc_app; END IF; END \$\$"
+  export MC_MIGRATOR_DATABASE_URL="$MC_DATABASE_URL"
+  MC_DATABASE_URL="postgres://$APP_ROLE@$PG_HOST:$PG_PORT/$DB_NAME"
+  log "serving on http://$MC_HTTP_ADDR as $APP_ROLE (nats $MC_NATS_URL); pid $$ in .dev/serve.pid"
   echo $$ >"$SERVE_PID"
   exec "$SERVE_BIN" serve "$@"
 }
