@@ -98,9 +98,11 @@ enum AuditCommand {
 #[derive(Args)]
 struct DbArgs {
     /// PostgreSQL connection URL.
+    /// (Its value is never printed by `--help`: it may hold a password.)
     #[arg(
         long,
         env = "MC_DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/mission_control"
     )]
     database_url: String,
@@ -500,5 +502,26 @@ mod http_limit_tests {
                 assert!(parse(flag, bad).is_err(), "{flag} {bad} accepted");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// `--help` shows where a setting comes from, never a database URL's value (a password).
+    #[test]
+    fn help_never_prints_database_urls() {
+        std::env::set_var("MC_MIGRATOR_DATABASE_URL", "postgres://owner:s3cret-m@db/x");
+        std::env::set_var("MC_DATABASE_URL", "postgres://app:s3cret-a@db/x");
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        std::env::remove_var("MC_MIGRATOR_DATABASE_URL");
+        std::env::remove_var("MC_DATABASE_URL");
+        assert!(help.contains("MC_MIGRATOR_DATABASE_URL"), "{help}");
+        assert!(help.contains("MC_DATABASE_URL"), "{help}");
+        assert!(!help.contains("s3cret"), "{help}");
     }
 }
