@@ -179,3 +179,30 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A one-event commit written straight to the log, bypassing the domain (for poison tests):
+/// a new aggregate id, version 1, actor `test:poison`.
+pub fn raw_commit(
+    aggregate_type: &str,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> mc_eventlog::Commit {
+    mc_eventlog::Commit {
+        aggregate_type: aggregate_type.into(),
+        aggregate_id: uuid::Uuid::now_v7().to_string(),
+        meta: mc_eventlog::CommitMeta {
+            command_id: uuid::Uuid::now_v7(),
+            correlation_id: uuid::Uuid::now_v7(),
+            causation_id: None,
+            actor: "test:poison".into(),
+            occurred_at: chrono::Utc::now(),
+        },
+        events: vec![mc_eventlog::StoredEvent {
+            event_id: uuid::Uuid::now_v7(),
+            aggregate_version: 1,
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+        }],
+    }
+}

@@ -2,9 +2,8 @@
 //! is isolated from the good ones around it, recorded, and skipped or stops its consumer
 //! visibly; readiness tells which.
 
-use crate::helpers::TestApp;
-use chrono::Utc;
-use mc_eventlog::{Commit, CommitMeta, EventLog, StoredEvent};
+use crate::helpers::{raw_commit, TestApp};
+use mc_eventlog::{Commit, EventLog};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -21,24 +20,7 @@ const PROJECTIONS: [&str; 7] = [
 
 /// A well-formed commit of an aggregate no read model but the archive keeps, with `payload`.
 fn probe_commit(payload: Value) -> Commit {
-    Commit {
-        aggregate_type: "probe".into(),
-        aggregate_id: Uuid::now_v7().to_string(),
-        meta: CommitMeta {
-            command_id: Uuid::now_v7(),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            actor: "test:poison".into(),
-            occurred_at: Utc::now(),
-        },
-        events: vec![StoredEvent {
-            event_id: Uuid::now_v7(),
-            aggregate_version: 1,
-            event_type: "probe.noted".into(),
-            schema_version: 1,
-            payload,
-        }],
-    }
+    raw_commit("probe", "probe.noted", payload)
 }
 
 async fn failures(app: &TestApp) -> Vec<(String, i64, bool)> {

@@ -1,35 +1,19 @@
 //! Projection platform: the registry and lag in `GET /projections`, Prometheus `/metrics`,
 //! poison events recorded and stopping only their projection (or skipped when configured).
 
-use crate::helpers::TestApp;
-use chrono::Utc;
-use mc_eventlog::{Commit, CommitMeta, EventLog, StoredEvent};
+use crate::helpers::{raw_commit, TestApp};
+use mc_eventlog::EventLog;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// Append an `agent.registered` whose payload does not match its schema; returns its position.
 async fn append_poison(app: &TestApp) -> u64 {
     let log = EventLog::new(app.nats.client().await);
-    let id = Uuid::now_v7();
-    let commit = Commit {
-        aggregate_type: "agent".into(),
-        aggregate_id: id.to_string(),
-        meta: CommitMeta {
-            command_id: Uuid::now_v7(),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            actor: "test:poison".into(),
-            occurred_at: Utc::now(),
-        },
-        events: vec![StoredEvent {
-            event_id: Uuid::now_v7(),
-            aggregate_version: 1,
-            event_type: "agent.registered".into(),
-            schema_version: 1,
-            payload: json!({"nom": "not the schema"}),
-        }],
-    };
+    let commit = raw_commit(
+        "agent",
+        "agent.registered",
+        json!({"nom": "not the schema"}),
+    );
     log.append(&commit, 0).await.unwrap().position
 }
 

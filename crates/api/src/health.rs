@@ -41,11 +41,16 @@ fn nats_ok(state: &AppState) -> bool {
 }
 
 async fn readiness(state: &AppState) -> (bool, Value) {
-    readiness_with(state, postgres_ok(state).await.0).await
+    let (ok, body, _, _) = readiness_with(state, postgres_ok(state).await.0).await;
+    (ok, body)
 }
 
-/// Readiness given the outcome of the Postgres check (so `/health/detailed` runs it once).
-async fn readiness_with(state: &AppState, pg: bool) -> (bool, Value) {
+/// Readiness given the outcome of the Postgres check, and the projections' standings it judged
+/// (so `/health/detailed` runs neither twice).
+async fn readiness_with(
+    state: &AppState,
+    pg: bool,
+) -> (bool, Value, Option<u64>, Vec<crate::projections::Standing>) {
     let nats = nats_ok(state);
     let migrated = state.is_migrated();
     let streams = state.is_provisioned();
@@ -55,7 +60,7 @@ async fn readiness_with(state: &AppState, pg: bool) -> (bool, Value) {
     let mut body = json!({"status": "", "checks": {
         "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired,
         "workers": workers}});
-    let (standings, verdict) = crate::projections::consumer_health(state).await;
+    let (head, standings, verdict) = crate::projections::consumer_health(state).await;
     let (failed, stalled) = (verdict.failed, verdict.stalled);
     ok &= failed.is_empty() && stalled.is_empty();
     body["checks"]["consumers"] = json!(failed.is_empty() && stalled.is_empty());
@@ -81,7 +86,7 @@ async fn readiness_with(state: &AppState, pg: bool) -> (bool, Value) {
     if let Some(reason) = state.log_mismatch.lock().ok().and_then(|m| m.clone()) {
         body["error"] = json!(reason);
     }
-    (ok, body)
+    (ok, body, head, standings)
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -107,8 +112,7 @@ fn rss_bytes() -> Option<u64> {
 
 async fn detailed(State(state): State<AppState>) -> Response {
     let (pg, pg_latency) = postgres_ok(&state).await;
-    let (ok, readiness) = readiness_with(&state, pg).await;
-    let (head, projections) = crate::projections::standings(&state).await;
+    let (ok, readiness, head, projections) = readiness_with(&state, pg).await;
     let body = json!({
         "status": readiness["status"],
         "checks": readiness["checks"],

@@ -261,9 +261,10 @@ pub struct Verdict {
     pub stalled: Vec<&'static str>,
 }
 
-/// The event projections' standings and the verdict over every consumer of this process.
-pub async fn consumer_health(state: &AppState) -> (Vec<Standing>, Verdict) {
-    let (_, standings) = standings(state).await;
+/// The log head, the event projections' standings and the verdict over every consumer of this
+/// process.
+pub async fn consumer_health(state: &AppState) -> (Option<u64>, Vec<Standing>, Verdict) {
+    let (head, standings) = standings(state).await;
     let (_, telemetry) = telemetry_standings(state).await;
     let stall = state.ready_stall.as_secs_f64();
     let all = standings
@@ -283,7 +284,7 @@ pub async fn consumer_health(state: &AppState) -> (Vec<Standing>, Verdict) {
             verdict.stalled.push(name);
         }
     }
-    (standings, verdict)
+    (head, standings, verdict)
 }
 
 fn time_now_nanos() -> i128 {
@@ -322,10 +323,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let (standings, verdict) = consumer_health(&state).await;
-    let head = standings
-        .iter()
-        .find_map(|s| s.lag_events.map(|l| l + s.position));
+    let (head, standings, verdict) = consumer_health(&state).await;
     for s in standings
         .iter()
         .map(|s| s.name)
