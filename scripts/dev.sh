@@ -11,6 +11,8 @@ NATS_VERSION=2.14.6
 NATS_BIN="$DEV/venv/bin/nats-server"
 NATS_DIR="$DEV/nats"
 NATS_PID="$NATS_DIR/nats-server.pid"
+NATS_AUTH="$DEV/nats-auth.env"  # passwords of the NATS users (nats/nats-server.conf), mode 600
+NATS_SERVICE_USER=mission-control
 NATS_PORT="${MC_DEV_NATS_PORT:-4223}"
 NATS_MONITOR_PORT="${MC_DEV_NATS_MONITOR_PORT:-8223}"
 PG_HOST="${MC_DEV_PG_HOST:-127.0.0.1}"
@@ -92,15 +94,65 @@ nats_running() {
 
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# The variables nats/nats-server.conf reads its users' passwords from.
+NATS_PASSWORD_VARS=(MC_NATS_SERVICE_PASSWORD MC_NATS_AGENT_PASSWORD
+  MC_NATS_PRODUCER_SC_001_PASSWORD MC_NATS_PRODUCER_SC_002_PASSWORD)
+
+# Random passwords, generated once into .dev/nats-auth.env (mode 600); a variable the file lacks is
+# added. Letters and digits starting with a letter: nats-server reads the value as a config value.
+ensure_nats_auth() {
+  mkdir -p "$DEV"
+  (umask 077 && touch "$NATS_AUTH")
+  chmod 600 "$NATS_AUTH"
+  local v pw
+  for v in "${NATS_PASSWORD_VARS[@]}"; do
+    grep -q "^$v=" "$NATS_AUTH" && continue
+    pw="p$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | cut -c 1-31)"
+    echo "$v=$pw" >>"$NATS_AUTH"
+    log "generated $v into .dev/nats-auth.env"
+  done
+}
+
+# The value of one variable of .dev/nats-auth.env (empty when there is none).
+nats_auth_value() {
+  [[ -r $NATS_AUTH ]] || return 0
+  sed -n "s/^$1=//p" "$NATS_AUTH" | tail -n 1
+}
+
+# VAR=value for each password, for nats-server's environment.
+nats_auth_env() {
+  local v
+  for v in "${NATS_PASSWORD_VARS[@]}"; do printf '%s=%s\n' "$v" "$(nats_auth_value "$v")"; done
+}
+
+# The streams live in account MC since NATS has logins; a store from before keeps them in the
+# default account ($G). Move it once (the server is stopped; single node: nothing else refers to
+# the account's directory).
+migrate_nats_store() {
+  local js="$NATS_DIR/jetstream"
+  if [[ -d "$js/\$G" && ! -e "$js/MC" ]]; then
+    log "moving the JetStream store of the default account to account MC (.dev/nats/jetstream/MC)"
+    mv "$js/\$G" "$js/MC"
+  fi
+}
+
 start_nats() {
   if nats_running; then
     log "nats-server already running (pid $(cat "$NATS_PID")) on 127.0.0.1:$NATS_PORT"
+    if command -v curl >/dev/null &&
+      ! curl -fsS "http://127.0.0.1:$NATS_MONITOR_PORT/varz" 2>/dev/null | grep -q '"auth_required": *true'; then
+      log "warning: it runs without logins (started before they existed): scripts/dev.sh down, then up"
+    fi
     return 0
   fi
   tcp_open 127.0.0.1 "$NATS_PORT" && die "port $NATS_PORT is taken by another process (set MC_DEV_NATS_PORT)"
   mkdir -p "$NATS_DIR"
-  log "starting nats-server $NATS_VERSION on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT, store .dev/nats)"
-  nohup "$NATS_BIN" -c nats/nats-server.conf -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
+  ensure_nats_auth
+  migrate_nats_store
+  log "starting nats-server $NATS_VERSION on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT, store .dev/nats, users' passwords in .dev/nats-auth.env)"
+  local auth_env
+  mapfile -t auth_env < <(nats_auth_env)
+  nohup env "${auth_env[@]}" "$NATS_BIN" -c nats/nats-server.conf -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
     -sd "$NATS_DIR" -P "$NATS_PID" >>"$NATS_DIR/nats-server.log" 2>&1 </dev/null &
   local pid=$!
   for _ in $(seq 1 100); do
@@ -250,6 +302,11 @@ export_env() {
   export MC_HTTP_ADDR="$HTTP_ADDR"
   export MC_NATS_SERVER_BIN="$NATS_BIN"
   export MC_TEST_DATABASE_URL; MC_TEST_DATABASE_URL="$(pg_url postgres)"
+  # serve's NATS login (nats/nats-server.conf, user mission-control), once the passwords exist.
+  if [[ -n $(nats_auth_value MC_NATS_SERVICE_PASSWORD) ]]; then
+    export MC_NATS_USER="$NATS_SERVICE_USER"
+    export MC_NATS_PASSWORD; MC_NATS_PASSWORD="$(nats_auth_value MC_NATS_SERVICE_PASSWORD)"
+  fi
 }
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -275,7 +332,7 @@ cmd_up() {
        CREATE ROLE $APP_ROLE LOGIN IN ROLE mc_app; END IF; END \$\$"
   export MC_MIGRATOR_DATABASE_URL="$MC_DATABASE_URL"
   MC_DATABASE_URL="postgres://$APP_ROLE@$PG_HOST:$PG_PORT/$DB_NAME"
-  log "serving on http://$MC_HTTP_ADDR as $APP_ROLE (nats $MC_NATS_URL); pid $$ in .dev/serve.pid"
+  log "serving on http://$MC_HTTP_ADDR as $APP_ROLE (nats $MC_NATS_URL as $MC_NATS_USER); pid $$ in .dev/serve.pid"
   echo $$ >"$SERVE_PID"
   exec "$SERVE_BIN" serve "$@"
 }
@@ -287,7 +344,7 @@ cmd_test() {
   export_env
   # Tests start their own nats-server per test and create their own databases: keep them off the
   # dev stack's NATS and database.
-  unset MC_NATS_URL MC_DATABASE_URL MC_HTTP_ADDR
+  unset MC_NATS_URL MC_DATABASE_URL MC_HTTP_ADDR MC_NATS_USER MC_NATS_PASSWORD
   log "MC_NATS_SERVER_BIN=$MC_NATS_SERVER_BIN MC_TEST_DATABASE_URL=$MC_TEST_DATABASE_URL"
   if cargo nextest --version >/dev/null 2>&1; then
     log "cargo nextest run --workspace --no-fail-fast $*"
@@ -308,8 +365,9 @@ cmd_env() {
   guess_pg_port
   export_env
   local v
-  for v in MC_NATS_URL MC_DATABASE_URL MC_HTTP_ADDR MC_NATS_SERVER_BIN MC_TEST_DATABASE_URL; do
-    printf 'export %s=%q\n' "$v" "${!v}"
+  for v in MC_NATS_URL MC_DATABASE_URL MC_HTTP_ADDR MC_NATS_SERVER_BIN MC_TEST_DATABASE_URL \
+    MC_NATS_USER MC_NATS_PASSWORD; do
+    if [[ -n ${!v:-} ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
 }
 
@@ -321,7 +379,8 @@ usage: scripts/dev.sh <command> [args]
   test   install what is missing, find Postgres, run the workspace tests (args go to the runner)
   down   stop what `up` started: mission-control serve, the NATS server, project-local Postgres
          (data is kept)
-  env    print export lines: eval "$(scripts/dev.sh env)"
+  env    print export lines: eval "$(scripts/dev.sh env)" (with serve's NATS login once `up` made
+         the passwords; every user's password is in .dev/nats-auth.env)
 EOF
 }
 

@@ -218,11 +218,13 @@ async fn operators_act_on_alarms_over_nats_too() {
     let app = TestApp::spawn().await;
     let id = raised(&app).await;
     let client = app.nats.client().await;
+    let headers = app.nats_headers();
     let request = |subject: &'static str, body: Value| {
         let client = client.clone();
+        let headers = headers.clone();
         async move {
             let r = client
-                .request(subject, serde_json::to_vec(&body).unwrap().into())
+                .request_with_headers(subject, headers.clone(), serde_json::to_vec(&body).unwrap().into())
                 .await
                 .unwrap();
             serde_json::from_slice::<Value>(&r.payload).unwrap()

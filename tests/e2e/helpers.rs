@@ -13,7 +13,10 @@ pub struct TestApp {
     pub nats: NatsServer,
     pub db: TestDb,
     pub base: String,
+    /// Sends the admin token on every request (`anonymous()` sends none).
     pub http: reqwest::Client,
+    /// An admin API token, issued before the first start.
+    pub token: String,
     shutdown: CancellationToken,
     server: Option<JoinHandle<std::io::Result<()>>>,
     tweak: fn(&mut Config),
@@ -22,6 +25,8 @@ pub struct TestApp {
 pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> Config {
     Config {
         nats_url,
+        nats_auth: Default::default(),
+        auth: Default::default(),
         database_url,
         migrator_database_url: None,
         http_addr,
@@ -50,12 +55,15 @@ impl TestApp {
 
     /// Spawn with a configuration tweak (kept for restarts).
     pub async fn spawn_with(tweak: fn(&mut Config)) -> Self {
+        let nats = NatsServer::start().await;
+        let token = issue_token(&nats.url(), "test-admin", "admin", &[]).await;
         let mut test_app = Self {
             tweak,
-            nats: NatsServer::start().await,
+            nats,
             db: TestDb::new().await,
             base: String::new(),
-            http: reqwest::Client::new(),
+            http: authorized(&token),
+            token,
             shutdown: CancellationToken::new(),
             server: None,
         };
@@ -78,6 +86,24 @@ impl TestApp {
         self.shutdown = CancellationToken::new();
         self.server = Some(tokio::spawn(app.run(self.shutdown.clone())));
         wait_ready(&self.http, &self.base).await;
+    }
+
+    /// NATS headers carrying the admin token (`Authorization: Bearer …`).
+    pub fn nats_headers(&self) -> async_nats::HeaderMap {
+        bearer_headers(&self.token)
+    }
+
+    /// A NATS command as the admin: the decoded JSON reply.
+    pub async fn command(&self, client: &async_nats::Client, subject: &str, body: &Value) -> Value {
+        let reply = client
+            .request_with_headers(
+                subject.to_owned(),
+                self.nats_headers(),
+                serde_json::to_vec(body).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        serde_json::from_slice(&reply.payload).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -137,6 +163,45 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Issue an API token straight into the log (as `mission-control tokens create` does),
+/// provisioning the streams if needed; returns the secret.
+pub async fn issue_token(nats_url: &str, name: &str, role: &str, spacecraft: &[&str]) -> String {
+    let log = mc_eventlog::EventLog::new(async_nats::connect(nats_url).await.unwrap());
+    mc_eventlog::streams::provision(log.jetstream(), &Default::default())
+        .await
+        .unwrap();
+    let service = mc_commands::TokenService::new(mc_commands::Handler::new(log));
+    let new = mc_auth::tokens::NewToken {
+        name: name.into(),
+        role: role.into(),
+        spacecraft: spacecraft.iter().map(|s| (*s).to_owned()).collect(),
+        expires_at: None,
+    };
+    let ctx = mc_commands::CommandContext::new("test:setup", None);
+    let (secret, _) = mc_auth::tokens::issue(&service, &ctx, new).await.unwrap();
+    secret.expose().to_owned()
+}
+
+/// An HTTP client that sends `token` on every request.
+pub fn authorized(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// NATS headers carrying `token`.
+pub fn bearer_headers(token: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {token}").as_str());
+    headers
 }
 
 /// Poll `/health/ready` until 200 (20 s at most).

@@ -68,7 +68,7 @@ async fn a_nesting_bomb_is_refused_over_http_dead_lettered_over_nats_and_survive
     let db = TestDb::new().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let http = reqwest::Client::new();
+    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
     let mut child = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
     wait_ready(&http, &base).await;
     let r = http
@@ -168,7 +168,11 @@ async fn a_reason_with_nul_or_of_200_kb_is_refused_and_nothing_is_appended() {
         json!({"id": agent, "status": "ERROR", "actor": "ops\u{0}"}),
     ] {
         let reply = client
-            .request("mc.cmd.agent.change-status", body.to_string().into())
+            .request_with_headers(
+                "mc.cmd.agent.change-status",
+                app.nats_headers(),
+                body.to_string().into(),
+            )
             .await
             .unwrap();
         let r: Value = serde_json::from_slice(&reply.payload).unwrap();
@@ -253,8 +257,9 @@ async fn a_nats_command_without_a_reply_subject_is_dead_lettered_and_not_execute
     let js = js(&app).await;
     // The command service is up: a request is executed.
     let reply = client
-        .request(
+        .request_with_headers(
             "mc.cmd.agent.register",
+            app.nats_headers(),
             br#"{"name": "first"}"#.to_vec().into(),
         )
         .await

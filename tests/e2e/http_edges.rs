@@ -344,7 +344,7 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
 #[tokio::test]
 async fn commands_fail_fast_while_nats_is_down() {
     let mut edge = edge().await;
-    let http = reqwest::Client::new();
+    let http = crate::helpers::authorized(&crate::helpers::issue_token(&edge.nats.url(), "test-admin", "admin", &[]).await);
     let url = |path: &str| format!("http://{}/api/v1{path}", edge.addr);
     edge.nats.kill();
     // Once the client knows the server is gone, a command must not wait for a publish timeout.
@@ -431,7 +431,9 @@ async fn queries_fail_fast_while_postgres_is_down() {
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
     let _server = tokio::spawn(app.run(shutdown.clone()));
-    let http = reqwest::Client::new();
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     wait_ready(&http, &base).await;
     let r = http
         .get(format!("{base}/api/v1/agents"))

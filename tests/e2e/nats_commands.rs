@@ -4,9 +4,12 @@
 use crate::helpers::TestApp;
 use serde_json::{json, Value};
 
-async fn request(client: &async_nats::Client, subject: &str, body: &[u8]) -> Value {
+/// A NATS client and the admin token's headers.
+type Authed = (async_nats::Client, async_nats::HeaderMap);
+
+async fn request((client, headers): &Authed, subject: &str, body: &[u8]) -> Value {
     let reply = client
-        .request(subject.to_owned(), body.to_vec().into())
+        .request_with_headers(subject.to_owned(), headers.clone(), body.to_vec().into())
         .await
         .unwrap();
     serde_json::from_slice(&reply.payload).unwrap()
@@ -15,7 +18,7 @@ async fn request(client: &async_nats::Client, subject: &str, body: &[u8]) -> Val
 #[tokio::test]
 async fn agents_report_status_and_progress_over_nats() {
     let app = TestApp::spawn().await;
-    let client = app.nats.client().await;
+    let client: Authed = (app.nats.client().await, app.nats_headers());
     let r = request(
         &client,
         "mc.cmd.agent.register",
@@ -99,7 +102,8 @@ async fn agents_report_status_and_progress_over_nats() {
 #[tokio::test]
 async fn bad_nats_commands_get_structured_error_replies_and_the_service_keeps_going() {
     let app = TestApp::spawn().await;
-    let client = app.nats.client().await;
+    let client: Authed = (app.nats.client().await, app.nats_headers());
+    let head = mc_eventlog::EventLog::new(client.0.clone()).head().await.unwrap();
     let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
         (
             "mc.cmd.agent.register",
@@ -194,8 +198,8 @@ async fn bad_nats_commands_get_structured_error_replies_and_the_service_keeps_go
         }
     }
     // Still serving after all that, and nothing was appended.
-    let log = mc_eventlog::EventLog::new(client.clone());
-    assert_eq!(log.head().await.unwrap(), 0);
+    let log = mc_eventlog::EventLog::new(client.0.clone());
+    assert_eq!(log.head().await.unwrap(), head);
     let r = request(&client, "mc.cmd.agent.register", br#"{"name": "survivor"}"#).await;
     assert_eq!(r["ok"], true, "{r}");
 }

@@ -5,14 +5,14 @@ use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mc_domain::agent::{AgentStatus, RegisterAgent, UpdateAgent};
 use mc_domain::ids::AgentId;
-use mc_domain::values::{parse_actor, parse_reason, Capabilities, Description, Metadata, Name};
+use mc_domain::values::{parse_reason, Capabilities, Description, Metadata, Name};
 use mc_domain::FieldError;
 use mc_projections::agents as model;
 use serde::Deserialize;
@@ -20,10 +20,12 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents", get(list).post(create))
-        .route("/agents/{id}", get(fetch).patch(update).delete(remove))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/agents", list)
+        .post("/agents", create)
+        .get("/agents/{id}", fetch)
+        .patch("/agents/{id}", update)
+        .delete("/agents/{id}", remove)
 }
 
 #[derive(Deserialize)]
@@ -59,23 +61,15 @@ fn capabilities(c: &[String]) -> Result<Capabilities, Vec<FieldError>> {
     Capabilities::parse(c, "capabilities")
 }
 
-/// The actor of an HTTP command: `user:<X-Actor header>` or `user:anonymous`.
-pub(crate) fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| parse_actor(s, "X-Actor").ok())
-        .map_or_else(|| "user:anonymous".to_owned(), |s| format!("user:{s}"))
-}
-
 async fn create(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
     let cmd = parse_register(body)?;
     let id = cmd.id;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -138,6 +132,7 @@ fn parse_id(raw: &str) -> Result<AgentId, ApiError> {
 
 async fn update(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<PatchBody>,
@@ -145,7 +140,7 @@ async fn update(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let (cmd, reason) = parse_update(body)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -175,12 +170,13 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };

@@ -7,11 +7,11 @@ use crate::read;
 use crate::respond;
 use crate::spacecraft::parse_time;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use mc_domain::alarm::{AlarmCommand, AlarmKind, Operator, SHELVE_MAX_MS};
 use mc_domain::ids::AlarmId;
@@ -24,15 +24,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/alarms", get(list))
-        .route("/alarms/{id}", get(fetch))
-        .route("/alarms/{id}/history", get(history))
-        .route("/alarms/{id}/acknowledge", post(acknowledge))
-        .route("/alarms/{id}/clear", post(clear))
-        .route("/alarms/{id}/shelve", post(shelve))
-        .route("/alarms/{id}/unshelve", post(unshelve))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/alarms", list)
+        .get("/alarms/{id}", fetch)
+        .get("/alarms/{id}/history", history)
+        .post("/alarms/{id}/acknowledge", acknowledge)
+        .post("/alarms/{id}/clear", clear)
+        .post("/alarms/{id}/shelve", shelve)
+        .post("/alarms/{id}/unshelve", unshelve)
 }
 
 /// The body of every action: who acts, and why.
@@ -77,12 +76,13 @@ fn operator(f: &mut Fields, name: &str, comment: &str) -> Option<Operator> {
 /// Run an operator action on an alarm and answer `{"id", "version", "position"}`.
 async fn act(
     state: &AppState,
+    caller: &mc_auth::Principal,
     headers: &HeaderMap,
     id: AlarmId,
     command: AlarmCommand,
 ) -> Result<Response, ApiError> {
     let check = if_match(headers)?;
-    let ctx = match crate::idempotency::begin(state, headers).await? {
+    let ctx = match crate::idempotency::begin(state, headers, caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -142,46 +142,50 @@ pub(crate) fn shelve_command(body: ShelveBody, now_ms: i64) -> Result<AlarmComma
 
 async fn acknowledge(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let command = action_command("acknowledge", body, Utc::now().timestamp_millis())?;
-    act(&state, &headers, id, command).await
+    act(&state, &caller, &headers, id, command).await
 }
 
 async fn clear(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let command = action_command("clear", body, Utc::now().timestamp_millis())?;
-    act(&state, &headers, id, command).await
+    act(&state, &caller, &headers, id, command).await
 }
 
 async fn unshelve(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let command = action_command("unshelve", body, Utc::now().timestamp_millis())?;
-    act(&state, &headers, id, command).await
+    act(&state, &caller, &headers, id, command).await
 }
 
 async fn shelve(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ShelveBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let command = shelve_command(body, Utc::now().timestamp_millis())?;
-    act(&state, &headers, id, command).await
+    act(&state, &caller, &headers, id, command).await
 }
 
 async fn fetch(

@@ -43,6 +43,8 @@ pub enum BuildError {
     DatabaseUrl(sqlx::Error),
     #[error("nats: {0}")]
     Nats(String),
+    #[error("jwt issuer: {0}")]
+    Jwt(String),
 }
 
 pub struct Application {
@@ -101,7 +103,11 @@ impl Application {
                 .map_err(BuildError::DatabaseUrl)?,
             None => pool.clone(),
         };
-        let nats = async_nats::ConnectOptions::new()
+        let options = config
+            .nats_auth
+            .apply(async_nats::ConnectOptions::new())
+            .map_err(|e| BuildError::Nats(e.to_string()))?;
+        let nats = options
             .name("mission-control")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
@@ -114,7 +120,21 @@ impl Application {
         let missions = MissionService::new(handler.clone());
         let comments = CommentService::new(handler.clone());
         let spacecraft = SpacecraftService::new(handler.clone());
-        let alarms = AlarmService::new(handler);
+        let alarms = AlarmService::new(handler.clone());
+        let tokens = mc_commands::TokenService::new(handler);
+        let jwt = match config.auth.jwt.clone() {
+            Some(jwt) => Some(
+                mc_auth::jwt::JwtVerifier::load(jwt)
+                    .await
+                    .map_err(|e| BuildError::Jwt(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let auth = Arc::new(mc_auth::Authenticator::new(
+            mc_auth::registry::TokenRegistry::new(),
+            jwt,
+            config.auth.writes,
+        ));
         let projectors: Vec<Projector> = if config.run_projectors {
             all_projections(&agents)
                 .into_iter()
@@ -179,6 +199,8 @@ impl Application {
             comments,
             spacecraft,
             alarms,
+            tokens,
+            auth,
             telemetry: config.telemetry,
             telemetry_registry,
             projectors: views,
@@ -244,10 +266,22 @@ impl Application {
             workers.clone(),
         ));
         let probe = tokio::spawn(watch_postgres(state.clone(), workers.clone()));
+        let token_table = tokio::spawn(
+            state
+                .auth
+                .tokens()
+                .clone()
+                .follow(state.log.jetstream().clone(), workers.clone()),
+        );
+        let jwks = state.auth.spawn_refresh(workers.clone());
         tracing::info!(addr = %listener.local_addr()?, "http server listening");
         let served = crate::edges::serve(listener, crate::router(state), http, shutdown).await;
         workers.cancel();
         let _ = probe.await;
+        let _ = token_table.await;
+        if let Some(jwks) = jwks {
+            let _ = jwks.await;
+        }
         state_for_shutdown.background.cancel();
         if let Ok(handles) = boot.await {
             for handle in handles {

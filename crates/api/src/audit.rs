@@ -2,13 +2,13 @@
 
 use crate::problem::ApiError;
 use crate::state::AppState;
+use crate::auth::Routes;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mc_projections::audit::{self, Verification};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/audit/verify", get(verify))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/audit/verify", verify)
 }
 
 /// `{"holds": true, "count", "headHash"}` or `{"holds": false, "firstBrokenPosition", …}`.

@@ -5,11 +5,11 @@ use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mc_commands::NewComment;
 use mc_domain::comment::CommentType;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
@@ -20,10 +20,12 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/comments", get(list).post(create))
-        .route("/comments/{id}", get(fetch).patch(edit).delete(remove))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/comments", list)
+        .post("/comments", create)
+        .get("/comments/{id}", fetch)
+        .patch("/comments/{id}", edit)
+        .delete("/comments/{id}", remove)
 }
 
 #[derive(Deserialize)]
@@ -104,12 +106,13 @@ fn parse_id(raw: &str) -> Result<CommentId, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
     let comment = parse_create(body)?;
     let id = comment.id;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -124,6 +127,7 @@ async fn create(
 
 async fn edit(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<EditBody>,
@@ -131,7 +135,7 @@ async fn edit(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let e = parse_edit(body)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -144,12 +148,13 @@ async fn edit(
 
 async fn remove(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };

@@ -1,20 +1,19 @@
 //! `/health*`: liveness, readiness (NATS, Postgres, migrations, streams), details.
 
 use crate::state::AppState;
+use crate::auth::Routes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/health/detailed", get(detailed))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/health", health)
+        .get("/health/live", live)
+        .get("/health/ready", ready)
+        .get("/health/detailed", detailed)
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,10 +55,12 @@ async fn readiness_with(
     let streams = state.is_provisioned();
     let paired = state.is_log_paired();
     let workers = state.serving.load(std::sync::atomic::Ordering::Acquire);
-    let mut ok = pg && nats && migrated && streams && paired && workers;
+    // Until the token table has caught up with the log, every authenticated request answers 503.
+    let tokens = state.auth.tokens().is_ready();
+    let mut ok = pg && nats && migrated && streams && paired && workers && tokens;
     let mut body = json!({"status": "", "checks": {
         "postgres": pg, "nats": nats, "migrations": migrated, "streams": streams, "eventLog": paired,
-        "workers": workers}});
+        "workers": workers, "tokens": tokens}});
     let (head, standings, verdict) = crate::projections::consumer_health(state).await;
     let (failed, stalled) = (verdict.failed, verdict.stalled);
     ok &= failed.is_empty() && stalled.is_empty();

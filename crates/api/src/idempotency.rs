@@ -49,8 +49,9 @@ pub async fn previous(state: &AppState, command_id: Uuid) -> Result<Option<Previ
 pub async fn begin(
     state: &AppState,
     headers: &HeaderMap,
+    caller: &mc_auth::Principal,
 ) -> Result<Result<CommandContext, Response>, ApiError> {
-    let actor = crate::agents::actor(headers);
+    let actor = caller.actor();
     let Some(key) = headers.get(HEADER) else {
         return Ok(Ok(CommandContext::new(actor, None)));
     };

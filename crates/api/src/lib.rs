@@ -8,6 +8,7 @@ mod agents;
 mod alarms;
 mod app;
 mod audit;
+pub mod auth;
 mod comments;
 pub mod edges;
 pub mod extract;
@@ -23,28 +24,45 @@ mod respond;
 mod spacecraft;
 mod state;
 mod telemetry;
+mod tokens;
 
 pub use app::{all_projections, nats_addrs, Application};
+pub use auth::{Caller, Route};
 pub use edges::HttpLimits;
 pub use state::{AppState, Config};
 
+use auth::Routes;
 use axum::Router;
 
-/// All routes over a state.
+/// The API routes (under `/api/v1`) and the root routes, with their tables.
+fn routes() -> ((Router<AppState>, Vec<Route>), (Router<AppState>, Vec<Route>)) {
+    let api = [
+        agents::routes,
+        missions::routes,
+        comments::routes,
+        spacecraft::routes,
+        telemetry::routes,
+        alarms::routes,
+        audit::routes,
+        projections::routes,
+        rebuilds::routes,
+        tokens::routes,
+    ]
+    .into_iter()
+    .fold(Routes::new("/api/v1"), |r, add| add(r));
+    let root = projections::metrics_routes(health::routes(Routes::new("")));
+    (api.into_parts(), root.into_parts())
+}
+
+/// Every route the router serves (method and path as matched), for tests that walk them.
+pub fn route_table() -> Vec<Route> {
+    let ((_, api), (_, root)) = routes();
+    root.into_iter().chain(api).collect()
+}
+
+/// All routes over a state. Every route passes the permission check of [`auth::authorize`].
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(agents::routes())
-        .merge(missions::routes())
-        .merge(comments::routes())
-        .merge(spacecraft::routes())
-        .merge(telemetry::routes())
-        .merge(alarms::routes())
-        .merge(audit::routes())
-        .merge(projections::routes())
-        .merge(rebuilds::routes());
-    let root = Router::new()
-        .merge(health::routes())
-        .merge(projections::metrics_routes());
+    let ((api, _), (root, _)) = routes();
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         edges::fail_fast,
@@ -54,11 +72,15 @@ pub fn router(state: AppState) -> Router {
     } else {
         root
     };
-    root.fallback(|| async { problem::ApiError::NotFound { what: "route" } })
-        .layer(axum::extract::DefaultBodyLimit::max(
-            extract::MAX_BODY_BYTES,
-        ))
-        .layer(axum::middleware::from_fn(edges::catch_panic))
-        .layer(axum::middleware::from_fn(edges::problems))
-        .with_state(state)
+    root.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authorize,
+    ))
+    .fallback(|| async { problem::ApiError::NotFound { what: "route" } })
+    .layer(axum::extract::DefaultBodyLimit::max(
+        extract::MAX_BODY_BYTES,
+    ))
+    .layer(axum::middleware::from_fn(edges::catch_panic))
+    .layer(axum::middleware::from_fn(edges::problems))
+    .with_state(state)
 }

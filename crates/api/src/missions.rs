@@ -5,11 +5,11 @@ use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mc_commands::{MissionChanges, NewMission};
 use mc_domain::ids::{AgentId, MissionId};
 use mc_domain::mission::{MissionStatus, Priority, UpdateMission};
@@ -20,11 +20,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/missions", get(list).post(create))
-        .route("/missions/{id}", get(fetch).patch(change).delete(remove))
-        .route("/missions/{id}/progress", get(progress))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/missions", list)
+        .post("/missions", create)
+        .get("/missions/{id}", fetch)
+        .patch("/missions/{id}", change)
+        .delete("/missions/{id}", remove)
+        .get("/missions/{id}/progress", progress)
 }
 
 #[derive(Deserialize)]
@@ -125,12 +127,13 @@ fn parse_id(raw: &str) -> Result<MissionId, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
     let mission = parse_create(body)?;
     let id = mission.id;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -145,6 +148,7 @@ async fn create(
 
 async fn change(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ChangeBody>,
@@ -152,7 +156,7 @@ async fn change(
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
     let changes = parse_change(body)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -162,12 +166,13 @@ async fn change(
 
 async fn remove(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };

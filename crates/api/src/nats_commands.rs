@@ -3,7 +3,9 @@
 //!
 //! Request: the action's fields, plus optional `id` (the aggregate), `expectedVersion`
 //! (like `If-Match`) and `commandId`. Reply: `{"ok": true, "id", "version", "position"}` or
-//! `{"ok": false, "error": <the problem document HTTP would answer>}`.
+//! `{"ok": false, "error": <the problem document HTTP would answer>}`. The header
+//! `Authorization: Bearer <token>` names the principal, checked against the same permission
+//! table as HTTP; the principal is the actor of the events.
 
 use crate::extract::{parse_value, MAX_BODY_BYTES};
 use crate::problem::ApiError;
@@ -14,7 +16,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use mc_commands::CommandContext;
 use mc_domain::ids::{AgentId, CommentId, MissionId};
-use mc_domain::values::{json_nesting_within, parse_actor, JSON_MAX_DEPTH};
+use mc_domain::values::{json_nesting_within, JSON_MAX_DEPTH};
 use mc_domain::Check;
 use serde_json::{json, Map, Value};
 use std::panic::AssertUnwindSafe;
@@ -113,7 +115,17 @@ async fn handle(state: &AppState, message: Message) {
         return;
     };
     // A panic while handling one command answers it with a 500 problem; the service goes on.
-    let handled = AssertUnwindSafe(dispatch(state, &action, &message.payload))
+    let authorization = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Authorization"))
+        .map(|v| v.as_str().to_owned());
+    let handled = AssertUnwindSafe(dispatch(
+        state,
+        &action,
+        authorization.as_deref(),
+        &message.payload,
+    ))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
@@ -168,7 +180,7 @@ pub fn parse(action: &str, payload: &[u8]) -> Result<(), ApiError> {
             known: ACTIONS,
         });
     }
-    let Envelope { rest, .. } = envelope(payload)?;
+    let Envelope { rest, .. } = envelope(payload, String::new())?;
     match action {
         "alarm.shelve" => drop(alarms::shelve_command(parse_value(rest)?, 0)?),
         "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" => {
@@ -201,7 +213,7 @@ struct Envelope {
     replayable: bool,
 }
 
-fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
+fn envelope(payload: &[u8], actor: String) -> Result<Envelope, ApiError> {
     let mut map = decode_payload(payload)?;
     let id = match map.remove("id") {
         Some(Value::String(s)) => Some(s),
@@ -229,19 +241,12 @@ fn envelope(payload: &[u8]) -> Result<Envelope, ApiError> {
         None | Some(Value::Null) => None,
         Some(_) => return Err(ApiError::field("commandId", "must be a uuid")),
     };
-    let actor = match map.remove("actor") {
-        Some(Value::String(s)) => format!(
-            "agent:{}",
-            parse_actor(&s, "actor").map_err(|e| ApiError::Validation(vec![e]))?
-        ),
-        None | Some(Value::Null) => "agent:anonymous".to_owned(),
-        Some(_) => {
-            return Err(ApiError::field(
-                "actor",
-                "must be a string of 1 to 200 characters",
-            ))
-        }
-    };
+    if map.contains_key("actor") {
+        return Err(ApiError::field(
+            "actor",
+            "is not accepted: the actor is the principal of the Authorization header",
+        ));
+    }
     Ok(Envelope {
         id,
         check,
@@ -281,20 +286,27 @@ fn done(id: impl ToString, version: u64, position: Option<u64>) -> Value {
     json!({"ok": true, "id": id.to_string(), "version": version, "position": position})
 }
 
-async fn dispatch(state: &AppState, action: &str, payload: &[u8]) -> Result<Value, ApiError> {
-    if !ACTIONS.contains(&action) {
+async fn dispatch(
+    state: &AppState,
+    action: &str,
+    authorization: Option<&str>,
+    payload: &[u8],
+) -> Result<Value, ApiError> {
+    // The same tokens and permission table as HTTP; the rule also names the known actions.
+    let Some(caller) = state.auth.nats(action, authorization) else {
         return Err(ApiError::UnknownCommand {
             action: action.to_owned(),
             known: ACTIONS,
         });
-    }
+    };
+    let caller = caller?;
     let Envelope {
         id,
         check,
         ctx,
         rest,
         replayable,
-    } = envelope(payload)?;
+    } = envelope(payload, caller.actor())?;
     if replayable {
         if let Some(prev) = crate::idempotency::previous(state, ctx.command_id).await? {
             let mut body = prev.body();
@@ -418,5 +430,17 @@ async fn dispatch(state: &AppState, action: &str, payload: &[u8]) -> Result<Valu
             let r = state.comments.delete(&ctx, id, check).await?;
             Ok(done(id, r.version, r.position))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_action_has_exactly_one_permission_rule() {
+        let mut actions: Vec<&str> = super::ACTIONS.to_vec();
+        let mut rules: Vec<&str> = mc_auth::table::NATS.iter().map(|r| r.action).collect();
+        actions.sort_unstable();
+        rules.sort_unstable();
+        assert_eq!(actions, rules);
     }
 }

@@ -60,6 +60,11 @@ pub enum ApiError {
     },
     /// The body did not arrive within `MC_HTTP_BODY_TIMEOUT_MS`.
     RequestTimeout,
+    /// No valid credentials (401), not allowed (403), too many writes (429), or the token
+    /// table still loading (503).
+    Auth(mc_auth::AuthError),
+    /// A route the permission table has no rule for: a bug, refused rather than left open.
+    NoRule { method: String, path: String },
 }
 
 impl ApiError {
@@ -126,6 +131,29 @@ impl ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 "request body not received in time",
             ),
+            Self::Auth(e) => match e.status() {
+                403 => ("forbidden", StatusCode::FORBIDDEN, "not allowed"),
+                429 => (
+                    "rate-limited",
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests",
+                ),
+                503 => (
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "dependency unavailable",
+                ),
+                _ => (
+                    "unauthenticated",
+                    StatusCode::UNAUTHORIZED,
+                    "valid credentials required",
+                ),
+            },
+            Self::NoRule { .. } => (
+                "no-permission-rule",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "route has no permission rule",
+            ),
         }
     }
 
@@ -181,6 +209,18 @@ impl ApiError {
             Self::RequestTimeout => json!({
                 "detail": "the request body did not arrive in time; the connection is closed",
             }),
+            Self::Auth(mc_auth::AuthError::Forbidden { required, role }) => json!({
+                "detail": format!("this needs the {required} role; the caller is {role}"),
+                "requiredRole": required.as_str(),
+            }),
+            Self::Auth(e @ mc_auth::AuthError::RateLimited { retry_after_secs }) => json!({
+                "detail": e.to_string(),
+                "retryAfter": retry_after_secs,
+            }),
+            Self::Auth(e) => json!({"detail": e.to_string()}),
+            Self::NoRule { method, path } => json!({
+                "detail": format!("{method} {path} has no rule in the permission table"),
+            }),
         };
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
@@ -203,8 +243,18 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Auth(mc_auth::AuthError::NotReady) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Auth(mc_auth::AuthError::RateLimited { retry_after_secs }) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Auth(e) if e.is_unauthenticated() => {
+                let challenge = match e {
+                    mc_auth::AuthError::Missing => "Bearer realm=\"mission-control\"",
+                    _ => "Bearer realm=\"mission-control\", error=\"invalid_token\"",
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             // The rest of the body is still on the wire: this connection cannot carry another
             // request.
@@ -230,6 +280,12 @@ impl From<CommandError> for ApiError {
             CommandError::Unavailable(e) => Self::Unavailable(e),
             CommandError::Corrupt(e) => Self::Internal(e),
         }
+    }
+}
+
+impl From<mc_auth::AuthError> for ApiError {
+    fn from(e: mc_auth::AuthError) -> Self {
+        Self::Auth(e)
     }
 }
 

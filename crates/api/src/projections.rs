@@ -4,23 +4,23 @@
 use crate::problem::ApiError;
 use crate::state::{AppState, ProjectorView};
 use async_nats::jetstream::stream::Stream;
+use crate::auth::Routes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mc_eventlog::streams;
 use mc_projection::ProjectorStatus;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/projections", get(list))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/projections", list)
 }
 
-pub fn metrics_routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn metrics_routes(r: Routes) -> Routes {
+    r.get("/metrics", metrics)
 }
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,16 +5,16 @@
 use crate::app::all_projections;
 use crate::problem::ApiError;
 use crate::state::AppState;
+use crate::auth::Routes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use mc_projection::rebuild::{live_version, rebuild_status, record_version};
 use mc_projection::{Rebuild, RebuildError};
 use serde_json::{json, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/projections/{name}/rebuild", post(rebuild))
+pub fn routes(r: Routes) -> Routes {
+    r.post("/projections/{name}/rebuild", rebuild)
 }
 
 async fn rebuild(

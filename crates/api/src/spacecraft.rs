@@ -6,11 +6,11 @@ use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use mc_domain::spacecraft::{LimitsConfig, RawLimits, SpacecraftId};
 use mc_domain::values::{Metadata, Name};
@@ -20,11 +20,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/spacecraft", get(list).post(create))
-        .route("/spacecraft/{id}", get(fetch))
-        .route("/spacecraft/{id}/config", get(config).put(configure))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/spacecraft", list)
+        .post("/spacecraft", create)
+        .get("/spacecraft/{id}", fetch)
+        .get("/spacecraft/{id}/config", config)
+        .put("/spacecraft/{id}/config", configure)
 }
 
 #[derive(Deserialize)]
@@ -78,6 +79,7 @@ fn parse_id(raw: &str) -> Result<SpacecraftId, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
@@ -86,7 +88,7 @@ async fn create(
     let name = f.take(Name::parse(&body.name, "name"));
     let metadata = f.take(Metadata::parse(body.metadata, "metadata"));
     let (id, name, metadata) = f.finish(|| Some((id?, name?, metadata?)))?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
@@ -104,6 +106,7 @@ async fn create(
 
 async fn configure(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(body): Body<ConfigBody>,
@@ -136,7 +139,7 @@ async fn configure(
         None => Some(Utc::now()),
     };
     let (limits, effective_at) = f.finish(|| Some((limits?, effective_at?)))?;
-    let ctx = match crate::idempotency::begin(&state, &headers).await? {
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };

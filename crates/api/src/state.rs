@@ -15,6 +15,8 @@ use tokio::sync::watch;
 pub struct Config {
     /// One or more NATS URLs, comma-separated.
     pub nats_url: String,
+    /// The service's own NATS credentials (user/password, nkey or creds file).
+    pub nats_auth: mc_eventlog::connect::NatsAuth,
     pub database_url: String,
     /// A login that owns the schema (the migrator), for migrations at start and the DDL of
     /// blue/green rebuilds; `None`: the service's own login does those too.
@@ -42,6 +44,8 @@ pub struct Config {
     pub ready_stall: Duration,
     /// Telemetry ingest: the unknown-spacecraft policy and how far in the future a sample may be.
     pub telemetry: mc_telemetry::TelemetryConfig,
+    /// The JWT issuer (if any) and the per-principal write limit.
+    pub auth: mc_auth::AuthConfig,
 }
 
 /// A consumer (event projection or telemetry consumer) as the API reports it.
@@ -68,6 +72,9 @@ pub struct Inner {
     pub comments: CommentService,
     pub spacecraft: SpacecraftService,
     pub alarms: AlarmService,
+    pub tokens: mc_commands::TokenService,
+    /// Credentials → principal, and the permission checks (HTTP and NATS).
+    pub auth: Arc<mc_auth::Authenticator>,
     pub telemetry: mc_telemetry::TelemetryConfig,
     pub telemetry_registry: mc_telemetry::Registry,
     pub positions: Positions,

@@ -6,11 +6,11 @@ use crate::problem::ApiError;
 use crate::read;
 use crate::spacecraft::parse_time;
 use crate::state::AppState;
+use crate::auth::{Caller, Routes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use mc_domain::spacecraft::SpacecraftId;
 use mc_domain::FieldError;
@@ -24,16 +24,17 @@ use std::collections::HashMap;
 pub const MAX_TELEMETRY_BODY: usize = 8 * 1024 * 1024;
 const ANALYZE_MAX: u64 = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/telemetry", get(list).post(publish))
-        .route("/telemetry/latest", get(latest))
-        .route("/telemetry/rollups", get(rollups))
-        .route("/telemetry/analyze", get(analyze))
+pub fn routes(r: Routes) -> Routes {
+    r.get("/telemetry", list)
+        .post("/telemetry", publish)
+        .get("/telemetry/latest", latest)
+        .get("/telemetry/rollups", rollups)
+        .get("/telemetry/analyze", analyze)
 }
 
 async fn publish(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     RawBody(body): RawBody<MAX_TELEMETRY_BODY>,
 ) -> Result<Response, ApiError> {
@@ -61,6 +62,7 @@ async fn publish(
         Utc::now().timestamp_millis(),
         state.telemetry.max_future_ms,
         key.as_deref(),
+        caller.spacecraft.as_deref(),
     )
     .await
     .map_err(|e| match e {
@@ -75,6 +77,9 @@ async fn publish(
             "spacecraftId",
             format!("{sc} is not registered (this server rejects unknown spacecraft)"),
         )]),
+        IngestError::Forbidden(spacecraft) => {
+            ApiError::Auth(mc_auth::AuthError::SpacecraftForbidden { spacecraft })
+        }
         IngestError::Unavailable(m) => ApiError::Unavailable(m),
     })?;
     let position = accepted

@@ -2,7 +2,6 @@
 //! (bypassing the HTTP path and name reservations), to measure projections and rebuilds on
 //! large logs. Bounded by `--events`; reports what it appended and how fast.
 
-use anyhow::Context as _;
 use futures::StreamExt;
 use mc_domain::agent::{AgentEvent, AgentStatus};
 use mc_domain::ids::AgentId;
@@ -14,12 +13,8 @@ use uuid::Uuid;
 /// Appends in flight at once.
 const IN_FLIGHT: usize = 512;
 
-pub async fn seed(nats_url: &str, events: u64) -> anyhow::Result<()> {
-    let nats = async_nats::ConnectOptions::new()
-        .name("mission-control bench seed")
-        .connect(mc_api::nats_addrs(nats_url)?)
-        .await
-        .context("connect to nats")?;
+pub async fn seed(nats: &crate::nats::NatsArgs, events: u64) -> anyhow::Result<()> {
+    let nats = nats.connect("mission-control bench seed").await?;
     let log = EventLog::new(nats);
     mc_eventlog::streams::provision(log.jetstream(), &Default::default()).await?;
     let started = Instant::now();

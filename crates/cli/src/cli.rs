@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::telemetry::TelemetryCommand,
     },
+    /// API tokens: create (prints the secret once), list, revoke.
+    #[command(subcommand)]
+    Tokens(crate::tokens::TokensCommand),
+    /// Print the permission table (the least role of every route and NATS command) as
+    /// Markdown; docs/permissions.md is this output.
+    Permissions,
 }
 
 #[derive(Subcommand)]
@@ -63,9 +69,8 @@ enum BenchCommand {
         /// How many events to append.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
-        /// NATS server URL(s), comma-separated.
-        #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats_url: String,
+        #[command(flatten)]
+        nats: crate::nats::NatsArgs,
     },
 }
 
@@ -83,9 +88,8 @@ struct RebuildArgs {
     name: String,
     #[command(flatten)]
     db: DbArgs,
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
 }
 
 #[derive(Subcommand)]
@@ -112,9 +116,10 @@ struct DbArgs {
 struct ServeArgs {
     #[command(flatten)]
     db: DbArgs,
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
+    #[command(flatten)]
+    auth: crate::auth_args::AuthArgs,
     /// Address the HTTP API listens on.
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
@@ -200,10 +205,15 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
             Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
-            Command::Bench(BenchCommand::Seed { events, nats_url }) => {
-                crate::bench::seed(&nats_url, events).await
+            Command::Bench(BenchCommand::Seed { events, nats }) => {
+                crate::bench::seed(&nats, events).await
             }
             Command::Telemetry { command } => crate::telemetry::run(command).await,
+            Command::Tokens(command) => crate::tokens::run(command).await,
+            Command::Permissions => {
+                print!("{}", mc_auth::table::markdown());
+                Ok(())
+            }
         }
     });
     match result {
@@ -232,7 +242,9 @@ fn init_tracing(filter: &str, format: &str) {
 /// `serve` (`api` true) or `project` (projectors only; health and metrics over HTTP).
 async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
     let config = Config {
-        nats_url: args.nats_url,
+        nats_auth: args.nats.auth()?,
+        nats_url: args.nats.nats_url,
+        auth: args.auth.config()?,
         database_url: args.db.database_url,
         migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,
@@ -345,11 +357,7 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         .connect(&args.db.database_url)
         .await
         .context("connect to postgres")?;
-    let nats = async_nats::ConnectOptions::new()
-        .name("mission-control rebuild")
-        .connect(mc_api::nats_addrs(&args.nats_url)?)
-        .await
-        .context("connect to nats")?;
+    let nats = args.nats.connect("mission-control rebuild").await?;
     let log = mc_eventlog::EventLog::new(nats);
     let handler = mc_commands::Handler::new(log.clone());
     let agents = mc_commands::AgentService::new(

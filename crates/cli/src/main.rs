@@ -1,8 +1,11 @@
 //! `mission-control`: the one binary. Thin: parse flags, set up logging, call the library.
 
+mod auth_args;
 mod bench;
 mod cli;
+mod nats;
 mod telemetry;
+mod tokens;
 
 /// mimalloc instead of glibc's malloc: after a burst of concurrent reads glibc kept the freed
 /// memory (RSS 21 MB → 563 MB, and it stayed), mimalloc hands it back. Measured in

@@ -13,6 +13,7 @@ mod missions;
 mod names;
 mod refs;
 mod spacecraft;
+mod tokens;
 
 pub use agents::AgentService;
 pub use alarms::AlarmService;
@@ -22,3 +23,4 @@ pub use handler::{CommandContext, Executed, Handler};
 pub use missions::{MissionChanges, MissionService, NewMission};
 pub use names::NameRegistry;
 pub use spacecraft::SpacecraftService;
+pub use tokens::TokenService;

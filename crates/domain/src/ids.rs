@@ -48,6 +48,10 @@ uuid_id!(
     CommentId
 );
 uuid_id!(
+    /// An API token (the `<id>` of `mc_<id>_<secret>`).
+    TokenId
+);
+uuid_id!(
     /// A command, used for idempotency (`Nats-Msg-Id`).
     CommandId
 );

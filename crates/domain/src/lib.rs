@@ -13,6 +13,7 @@ pub mod ids;
 pub mod mission;
 pub mod spacecraft;
 pub mod telemetry;
+pub mod token;
 pub mod values;
 
 pub use aggregate::{Aggregate, Check, ConflictError, Root};

@@ -7,6 +7,7 @@
 //! Architecture Invariant: what is stored is the schema in [`schema`] (stable type names,
 //! schema versions, explicit payload structs), never a derived serde shape of a domain enum.
 
+pub mod connect;
 pub mod dlq;
 pub mod envelope;
 pub mod log;

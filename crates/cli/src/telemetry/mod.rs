@@ -37,9 +37,9 @@ pub enum WireFormat {
 
 #[derive(Args)]
 pub struct PublishArgs {
-    /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "MC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    /// The connection (a producer's NATS user may publish only its own spacecraft).
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
     /// How many spacecraft: ids `<prefix>-001` .. `<prefix>-NNN`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     spacecraft: u32,
@@ -83,6 +83,9 @@ pub struct ApiArgs {
     /// Base URL of the HTTP API.
     #[arg(long, env = "MC_API_URL", default_value = "http://127.0.0.1:8080")]
     api_url: String,
+    /// An API token (viewer or above), sent as `Authorization: Bearer`. (Never printed.)
+    #[arg(long, env = "MC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print the API's JSON answer as is.
     #[arg(long)]
     json: bool,

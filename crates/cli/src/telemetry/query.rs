@@ -13,9 +13,11 @@ async fn get(api: &ApiArgs, path: &str, query: &[(&str, String)]) -> anyhow::Res
         .timeout(Duration::from_secs(30))
         .build()
         .context("build the http client")?;
-    let response = client
-        .get(format!("{base}{path}"))
-        .query(query)
+    let mut request = client.get(format!("{base}{path}")).query(query);
+    if let Some(token) = &api.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| {

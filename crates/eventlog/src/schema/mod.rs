@@ -9,6 +9,7 @@ mod alarm;
 mod comment;
 mod mission;
 mod spacecraft;
+mod token;
 
 pub use spacecraft::limits_from_stored;
 
@@ -66,6 +67,7 @@ impl Registry<'static> {
             comment::VERSIONS,
             spacecraft::VERSIONS,
             alarm::VERSIONS,
+            token::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -73,6 +75,7 @@ impl Registry<'static> {
             comment::UPCASTERS,
             spacecraft::UPCASTERS,
             alarm::UPCASTERS,
+            token::UPCASTERS,
         ],
     };
 }
