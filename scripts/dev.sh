@@ -25,6 +25,7 @@ DB_NAME="${MC_DEV_DB_NAME:-mission_control}"
 APP_ROLE="${MC_DEV_APP_ROLE:-mission_control_app}"  # the login serve uses, in mc_app
 HTTP_ADDR="${MC_HTTP_ADDR:-127.0.0.1:8080}"
 SERVE_PID="$DEV/serve.pid"
+ADMIN_TOKEN="$DEV/admin-token"  # the dev stack's admin API token (mode 600), made by `up`
 SERVE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mission-control"
 PG_PORT=""       # set by select_postgres / guess_pg_port
 STARTED_PG=0     # 1 when this run started the project-local cluster
@@ -309,6 +310,31 @@ export_env() {
   fi
 }
 
+# An admin API token for the dev stack, kept in .dev/admin-token: reused while the log still
+# has it active (a wiped NATS store forgets it), otherwise issued anew (an event, like any).
+ensure_admin_token() {
+  local token="" hex id
+  [[ -s $ADMIN_TOKEN ]] && token="$(cat "$ADMIN_TOKEN")"
+  if [[ $token =~ ^mc_([0-9a-f]{32})_ ]]; then
+    hex="${BASH_REMATCH[1]}"
+    id="${hex:0:8}-${hex:8:4}-${hex:12:4}-${hex:16:4}-${hex:20:12}"
+    if "$SERVE_BIN" tokens list | grep -q "^$id  admin  *active"; then
+      log "admin token: reusing $ADMIN_TOKEN"
+    else
+      token=""
+    fi
+  else
+    token=""
+  fi
+  if [[ -z $token ]]; then
+    token="$("$SERVE_BIN" tokens create --name dev-admin --role admin --quiet)"
+    (umask 077; echo "$token" >"$ADMIN_TOKEN")
+    log "admin token: issued, saved in $ADMIN_TOKEN"
+  fi
+  log "use it:  export MC_TOKEN=\$(cat .dev/admin-token)"
+  log "         curl -H \"Authorization: Bearer \$MC_TOKEN\" http://$HTTP_ADDR/api/v1/agents"
+}
+
 # ---- commands ---------------------------------------------------------------------------------
 
 cmd_up() {
@@ -331,6 +357,7 @@ cmd_up() {
     "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE') THEN
        CREATE ROLE $APP_ROLE LOGIN IN ROLE mc_app; END IF; END \$\$"
   export MC_MIGRATOR_DATABASE_URL="$MC_DATABASE_URL"
+  ensure_admin_token
   MC_DATABASE_URL="postgres://$APP_ROLE@$PG_HOST:$PG_PORT/$DB_NAME"
   log "serving on http://$MC_HTTP_ADDR as $APP_ROLE (nats $MC_NATS_URL as $MC_NATS_USER); pid $$ in .dev/serve.pid"
   echo $$ >"$SERVE_PID"
@@ -369,18 +396,21 @@ cmd_env() {
     MC_NATS_USER MC_NATS_PASSWORD; do
     if [[ -n ${!v:-} ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
+  if [[ -s $ADMIN_TOKEN ]]; then printf 'export MC_TOKEN=%q\n' "$(cat "$ADMIN_TOKEN")"; fi
 }
 
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/dev.sh <command> [args]
-  up     install what is missing, start NATS and Postgres, migrate, run `mission-control serve`
+  up     install what is missing, start NATS and Postgres, migrate, make an admin API token
+         (.dev/admin-token), run `mission-control serve`
          (MC_DEV_NO_SERVE=1: stop once NATS, Postgres and the database are ready)
   test   install what is missing, find Postgres, run the workspace tests (args go to the runner)
   down   stop what `up` started: mission-control serve, the NATS server, project-local Postgres
          (data is kept)
   env    print export lines: eval "$(scripts/dev.sh env)" (with serve's NATS login once `up` made
-         the passwords; every user's password is in .dev/nats-auth.env)
+         the passwords, every user's password being in .dev/nats-auth.env, and MC_TOKEN, the
+         admin API token)
 EOF
 }
 

@@ -5,7 +5,7 @@ use crate::helpers::TestApp;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 
-/// Five events at positions 1..=5; returns the last position.
+/// Five events after the harness's setup events; returns the last position.
 async fn history(app: &TestApp) -> u64 {
     let agent = app.create("/agents", json!({"name": "auditor"})).await;
     for i in 0..3 {
@@ -132,7 +132,7 @@ async fn the_app_role_cannot_update_or_delete_the_archive_and_triggers_stop_ever
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert_eq!(n, 5);
+    assert_eq!(n, 5 + crate::helpers::SETUP_EVENTS as i64);
     // Even the owner is stopped by the append-only triggers.
     sqlx::query("RESET ROLE").execute(&mut c).await.unwrap();
     for sql in ["UPDATE events SET event_type = 'x'", "DELETE FROM events"] {
@@ -157,7 +157,8 @@ async fn cli_audit_verify_reports_and_fails_on_a_broken_chain() {
     let ok = run();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
-        ok.status.success() && stdout.contains("holds: 5 events"),
+        ok.status.success()
+            && stdout.contains(&format!("holds: {} events", 5 + crate::helpers::SETUP_EVENTS)),
         "{stdout}"
     );
     let mut c = attacker(&app).await;

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Events the harness appends before a test starts: the admin token's `token.issued`.
+pub const SETUP_EVENTS: u64 = 1;
+
 pub struct TestApp {
     pub nats: NatsServer,
     pub db: TestDb,
@@ -26,7 +29,14 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
     Config {
         nats_url,
         nats_auth: Default::default(),
-        auth: Default::default(),
+        // No write limit: tests burst as they need; the limit has its own test.
+        auth: mc_auth::AuthConfig {
+            jwt: None,
+            writes: mc_auth::limits::RateLimit {
+                rate: 0.0,
+                burst: 0,
+            },
+        },
         database_url,
         migrator_database_url: None,
         http_addr,
@@ -91,19 +101,6 @@ impl TestApp {
     /// NATS headers carrying the admin token (`Authorization: Bearer …`).
     pub fn nats_headers(&self) -> async_nats::HeaderMap {
         bearer_headers(&self.token)
-    }
-
-    /// A NATS command as the admin: the decoded JSON reply.
-    pub async fn command(&self, client: &async_nats::Client, subject: &str, body: &Value) -> Value {
-        let reply = client
-            .request_with_headers(
-                subject.to_owned(),
-                self.nats_headers(),
-                serde_json::to_vec(body).unwrap().into(),
-            )
-            .await
-            .unwrap();
-        serde_json::from_slice(&reply.payload).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -204,6 +201,20 @@ pub fn bearer_headers(token: &str) -> async_nats::HeaderMap {
     headers
 }
 
+/// Poll GET `url` until the server knows the client's token (not 401; 5 s at most): a token
+/// issued while the server runs reaches its token table within milliseconds.
+pub async fn wait_accepted(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = http.get(url).send().await.unwrap().status();
+        if status != reqwest::StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url}: the token never became known");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Poll `/health/ready` until 200 (20 s at most).
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -228,6 +239,8 @@ pub fn spawn_binary(nats_url: &str, database_url: &str, http_addr: &str) -> Chil
         .env("MC_NATS_URL", nats_url)
         .env("MC_DATABASE_URL", database_url)
         .env("MC_HTTP_ADDR", http_addr)
+        // Bursts are the point of these tests; the write limit has its own test.
+        .env("MC_WRITE_RATE", "0")
         .env("MC_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// A server with short read timeouts (the defaults are 10 s and 30 s).
 struct Edge {
     nats: NatsServer,
+    /// An admin token for raw requests.
+    token: String,
     state: mc_api::AppState,
     _db: TestDb,
     addr: String,
@@ -30,6 +32,7 @@ const LIMITS: HttpLimits = HttpLimits {
 
 async fn edge() -> Edge {
     let nats = NatsServer::start().await;
+    let token = crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await;
     let db = TestDb::new().await;
     let cfg = config(
         nats.url(),
@@ -47,6 +50,7 @@ async fn edge() -> Edge {
     wait_ready(&reqwest::Client::new(), &format!("http://{addr}")).await;
     Edge {
         nats,
+        token,
         state,
         _db: db,
         addr,
@@ -76,12 +80,12 @@ async fn a_slow_body_gets_408_and_the_connection_closes() {
     let edge = edge().await;
     let mut s = TcpStream::connect(&edge.addr).await.unwrap();
     let started = Instant::now();
-    s.write_all(
-        b"POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 100\r\n\r\n{",
-    )
-    .await
-    .unwrap();
+    let head = format!(
+        "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 100\r\n\r\n{{",
+        edge.token
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
     let raw = read_until_closed(&mut s, Duration::from_secs(10))
         .await
         .expect("the server held a one-byte body for 10 s");
@@ -120,7 +124,8 @@ async fn shutdown_finishes_a_request_in_flight() {
     let body = br#"{"name": "in-flight"}"#;
     let head = format!(
         "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        edge.token,
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -185,7 +190,8 @@ async fn framework_errors_are_problem_documents() {
             .unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {length}\r\n\r\n[{{"
+             Authorization: Bearer {}\r\nContent-Length: {length}\r\n\r\n[{{",
+            app.token
         );
         s.write_all(head.as_bytes()).await.unwrap();
         let raw = read_until_closed(&mut s, Duration::from_secs(10))
@@ -344,7 +350,7 @@ async fn bad_cursors_and_filter_values_are_422_naming_the_field() {
 #[tokio::test]
 async fn commands_fail_fast_while_nats_is_down() {
     let mut edge = edge().await;
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&edge.nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(&edge.token);
     let url = |path: &str| format!("http://{}/api/v1{path}", edge.addr);
     edge.nats.kill();
     // Once the client knows the server is gone, a command must not wait for a publish timeout.

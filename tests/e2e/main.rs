@@ -19,6 +19,7 @@ mod projections;
 mod projector;
 mod rebuild;
 mod roles;
+mod security;
 mod runtime_poison;
 mod spacecraft;
 mod startup;

@@ -208,7 +208,7 @@ async fn mission_refuses_bad_references_and_bad_fields() {
     let log = mc_eventlog::EventLog::new(app.nats.client().await);
     assert_eq!(
         log.head().await.unwrap(),
-        2,
+        2 + crate::helpers::SETUP_EVENTS,
         "only the agent and the valid mission were appended"
     );
 }

@@ -20,7 +20,9 @@ async fn not_ready_until_nats_comes_then_serves() {
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let http = reqwest::Client::new();
+    // A well-formed token nobody could check yet: the token table loads from NATS.
+    let unchecked = format!("mc_{}_{}", "0".repeat(32), "0".repeat(64));
+    let http = crate::helpers::authorized(&unchecked);
 
     let r = http
         .get(format!("{base}/health/ready"))
@@ -45,9 +47,13 @@ async fn not_ready_until_nats_comes_then_serves() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503, "commands fail clearly while NATS is away");
+    assert_eq!(r.headers()["retry-after"], "1");
 
     nats.restart().await;
     wait_ready(&http, &base).await;
+    let token = crate::helpers::issue_token(&nats.url(), "late", "operator", &[]).await;
+    let http = crate::helpers::authorized(&token);
+    crate::helpers::wait_accepted(&http, &format!("{base}/api/v1/agents")).await;
     let r = http
         .post(format!("{base}/api/v1/agents"))
         .json(&json!({"name": "late"}))
@@ -62,6 +68,7 @@ async fn not_ready_until_nats_comes_then_serves() {
 #[tokio::test]
 async fn not_ready_while_postgres_is_unreachable() {
     let nats = NatsServer::start().await;
+    let token = crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await;
     let port = mc_test_support::free_port();
     let app = Application::build(config(
         nats.url(),
@@ -83,7 +90,11 @@ async fn not_ready_while_postgres_is_unreachable() {
         ),
         (Some(false), Some(false))
     );
-    let r = reqwest::get(format!("{base}/api/v1/agents")).await.unwrap();
+    let r = crate::helpers::authorized(&token)
+        .get(format!("{base}/api/v1/agents"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     shutdown.cancel();

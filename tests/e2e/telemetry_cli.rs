@@ -17,6 +17,7 @@ async fn cli(app: &TestApp, args: &[&str]) -> Output {
         .args(args)
         .env("MC_NATS_URL", app.nats.url())
         .env("MC_API_URL", &app.base)
+        .env("MC_TOKEN", &app.token)
         .env("MC_LOG", "warn");
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
