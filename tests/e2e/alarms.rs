@@ -224,7 +224,11 @@ async fn operators_act_on_alarms_over_nats_too() {
         let headers = headers.clone();
         async move {
             let r = client
-                .request_with_headers(subject, headers.clone(), serde_json::to_vec(&body).unwrap().into())
+                .request_with_headers(
+                    subject,
+                    headers.clone(),
+                    serde_json::to_vec(&body).unwrap().into(),
+                )
                 .await
                 .unwrap();
             serde_json::from_slice::<Value>(&r.payload).unwrap()

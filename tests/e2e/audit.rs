@@ -158,7 +158,10 @@ async fn cli_audit_verify_reports_and_fails_on_a_broken_chain() {
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success()
-            && stdout.contains(&format!("holds: {} events", 5 + crate::helpers::SETUP_EVENTS)),
+            && stdout.contains(&format!(
+                "holds: {} events",
+                5 + crate::helpers::SETUP_EVENTS
+            )),
         "{stdout}"
     );
     let mut c = attacker(&app).await;

@@ -166,9 +166,11 @@ impl Drop for TestApp {
 /// provisioning the streams if needed; returns the secret.
 pub async fn issue_token(nats_url: &str, name: &str, role: &str, spacecraft: &[&str]) -> String {
     let log = mc_eventlog::EventLog::new(async_nats::connect(nats_url).await.unwrap());
-    mc_eventlog::streams::provision(log.jetstream(), &Default::default())
-        .await
-        .unwrap();
+    if log.jetstream().get_stream("MC_EVENTS").await.is_err() {
+        mc_eventlog::streams::provision(log.jetstream(), &Default::default())
+            .await
+            .unwrap();
+    }
     let service = mc_commands::TokenService::new(mc_commands::Handler::new(log));
     let new = mc_auth::tokens::NewToken {
         name: name.into(),
@@ -210,7 +212,10 @@ pub async fn wait_accepted(http: &reqwest::Client, url: &str) {
         if status != reqwest::StatusCode::UNAUTHORIZED {
             return;
         }
-        assert!(Instant::now() < deadline, "{url}: the token never became known");
+        assert!(
+            Instant::now() < deadline,
+            "{url}: the token never became known"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -68,7 +68,9 @@ async fn a_nesting_bomb_is_refused_over_http_dead_lettered_over_nats_and_survive
     let db = TestDb::new().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     let mut child = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
     wait_ready(&http, &base).await;
     let r = http

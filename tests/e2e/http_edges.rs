@@ -28,6 +28,7 @@ struct Edge {
 const LIMITS: HttpLimits = HttpLimits {
     header_timeout: Duration::from_millis(700),
     body_timeout: Duration::from_millis(700),
+    max_connections: 4,
 };
 
 async fn edge() -> Edge {
@@ -99,6 +100,30 @@ async fn a_slow_body_gets_408_and_the_connection_closes() {
     assert_eq!(body_of(&raw)["code"], "request-timeout");
     assert!(took >= LIMITS.body_timeout, "cut off after {took:?}");
     assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let edge = edge().await;
+    let mut held = Vec::new();
+    for _ in 0..LIMITS.max_connections {
+        held.push(TcpStream::connect(&edge.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The kernel completes the handshake (backlog); the server does not take the connection.
+    let mut fifth = TcpStream::connect(&edge.addr).await.unwrap();
+    fifth
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), fifth.read(&mut byte)).await;
+    assert!(early.is_err(), "a connection past the cap was served");
+    drop(held);
+    let raw = read_until_closed(&mut fifth, Duration::from_secs(5))
+        .await
+        .expect("never served once the others closed");
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
 }
 
 #[tokio::test]

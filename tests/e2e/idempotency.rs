@@ -68,7 +68,11 @@ async fn nats_retries_with_a_command_id_get_the_earlier_outcome() {
         .to_string();
     let send = || async {
         let reply = client
-            .request_with_headers("mc.cmd.agent.register", app.nats_headers(), body.clone().into())
+            .request_with_headers(
+                "mc.cmd.agent.register",
+                app.nats_headers(),
+                body.clone().into(),
+            )
             .await
             .unwrap();
         serde_json::from_slice::<Value>(&reply.payload).unwrap()

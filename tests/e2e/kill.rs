@@ -19,7 +19,9 @@ async fn kill_9_during_registration_burst_loses_no_acknowledged_agent() {
     let db = TestDb::new().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     let child = Arc::new(Mutex::new(spawn_binary(&nats.url(), db.url(), &addr)));
     wait_ready(&http, &base).await;
 
@@ -138,7 +140,9 @@ async fn sigterm_shuts_down_cleanly() {
     let db = TestDb::new().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     let mut child = spawn_binary(&nats.url(), db.url(), &addr);
     wait_ready(&http, &base).await;
     let r = http

@@ -103,7 +103,10 @@ async fn agents_report_status_and_progress_over_nats() {
 async fn bad_nats_commands_get_structured_error_replies_and_the_service_keeps_going() {
     let app = TestApp::spawn().await;
     let client: Authed = (app.nats.client().await, app.nats_headers());
-    let head = mc_eventlog::EventLog::new(client.0.clone()).head().await.unwrap();
+    let head = mc_eventlog::EventLog::new(client.0.clone())
+        .head()
+        .await
+        .unwrap();
     let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
         (
             "mc.cmd.agent.register",

@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 async fn role_tokens(app: &TestApp) -> Vec<(Role, String)> {
     let mut out = Vec::new();
     for role in Role::ALL {
-        let spacecraft: &[&str] = if role == Role::Producer { &["SC-1"] } else { &[] };
+        let spacecraft: &[&str] = if role == Role::Producer {
+            &["SC-1"]
+        } else {
+            &[]
+        };
         let token = issue_token(&app.nats.url(), role.as_str(), role.as_str(), spacecraft).await;
         crate::helpers::wait_accepted(&authorized(&token), &app.url("/agents")).await;
         out.push((role, token));
@@ -47,7 +51,9 @@ async fn every_route_refuses_anonymous_and_lesser_roles_and_admits_its_role() {
     // The table and the router agree both ways: no route without a rule, no stale rule.
     for rule in table::HTTP {
         assert!(
-            routes.iter().any(|r| r.method == rule.method && r.path == rule.path),
+            routes
+                .iter()
+                .any(|r| r.method == rule.method && r.path == rule.path),
             "rule {} {} names no route",
             rule.method,
             rule.path
@@ -67,7 +73,10 @@ async fn every_route_refuses_anonymous_and_lesser_roles_and_admits_its_role() {
         };
         assert_eq!(r.status(), 401, "{what} anonymous");
         assert!(
-            r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"),
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
             "{what}"
         );
         assert_eq!(r.headers()["content-type"], "application/problem+json");
@@ -113,7 +122,9 @@ async fn events_carry_the_authenticated_principal_not_a_claimed_actor() {
         .request_with_headers(
             "mc.cmd.agent.change-status",
             bearer_headers(&token),
-            json!({"id": r["id"], "status": "BUSY", "actor": "mallory"}).to_string().into(),
+            json!({"id": r["id"], "status": "BUSY", "actor": "mallory"})
+                .to_string()
+                .into(),
         )
         .await
         .unwrap();
@@ -131,13 +142,14 @@ async fn events_carry_the_authenticated_principal_not_a_claimed_actor() {
     let last = done["position"].as_u64().unwrap();
     app.wait_projection("archive", last).await;
     let token_id = mc_auth::tokens::parse(&token).unwrap().id;
-    let actors: Vec<(String,)> =
-        sqlx::query_as("SELECT metadata->>'actor' FROM events WHERE position IN ($1, $2) ORDER BY position")
-            .bind(position as i64)
-            .bind(last as i64)
-            .fetch_all(&app.db.pool)
-            .await
-            .unwrap();
+    let actors: Vec<(String,)> = sqlx::query_as(
+        "SELECT metadata->>'actor' FROM events WHERE position IN ($1, $2) ORDER BY position",
+    )
+    .bind(position as i64)
+    .bind(last as i64)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
     let expected = format!("token:{token_id}/alice-ops");
     assert_eq!(actors, [(expected.clone(),), (expected,)]);
 }
@@ -146,7 +158,11 @@ async fn events_carry_the_authenticated_principal_not_a_claimed_actor() {
 async fn a_revoked_token_stops_working_on_a_second_instance_within_a_second() {
     let app = TestApp::spawn().await;
     // A second API instance on the same NATS and database (projectors run in the first).
-    let mut cfg = config(app.nats.url(), app.db.url().to_owned(), "127.0.0.1:0".parse().unwrap());
+    let mut cfg = config(
+        app.nats.url(),
+        app.db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
     cfg.run_projectors = false;
     let second = Application::build(cfg).await.unwrap();
     let other = format!("http://127.0.0.1:{}/api/v1", second.port());
@@ -168,8 +184,13 @@ async fn a_revoked_token_stops_working_on_a_second_instance_within_a_second() {
         .find(|t| t["id"] == issued["id"])
         .unwrap()
         .clone();
-    assert_eq!((row["role"].as_str(), row["revoked"].as_bool()), (Some("viewer"), Some(false)));
-    assert!(!listed.to_string().contains(issued["token"].as_str().unwrap()));
+    assert_eq!(
+        (row["role"].as_str(), row["revoked"].as_bool()),
+        (Some("viewer"), Some(false))
+    );
+    assert!(!listed
+        .to_string()
+        .contains(issued["token"].as_str().unwrap()));
     let r = app
         .http
         .delete(app.url(&format!("/tokens/{}", issued["id"].as_str().unwrap())))
@@ -203,7 +224,14 @@ async fn nats_commands_need_a_valid_token_with_the_role() {
     let client = app.nats.client().await;
     let js = async_nats::jetstream::new(client.clone());
     let head = || async {
-        js.get_stream("MC_EVENTS").await.unwrap().info().await.unwrap().state.last_sequence
+        js.get_stream("MC_EVENTS")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .last_sequence
     };
     let before = head().await;
     let body = json!({"name": "sneaky"}).to_string();
@@ -223,11 +251,18 @@ async fn nats_commands_need_a_valid_token_with_the_role() {
     for (headers, status) in [
         (async_nats::HeaderMap::new(), 401),
         (garbage, 401),
-        (bearer_headers(&format!("mc_{}_{}", "a".repeat(32), "b".repeat(64))), 401),
+        (
+            bearer_headers(&format!("mc_{}_{}", "a".repeat(32), "b".repeat(64))),
+            401,
+        ),
         (bearer_headers(&viewer), 403),
     ] {
         let r = ask(headers).await;
-        assert_eq!((r["ok"].as_bool(), r["error"]["status"].as_u64()), (Some(false), Some(status)), "{r}");
+        assert_eq!(
+            (r["ok"].as_bool(), r["error"]["status"].as_u64()),
+            (Some(false), Some(status)),
+            "{r}"
+        );
     }
     assert_eq!(head().await, before, "a refused command appends nothing");
     let r = ask(app.nats_headers()).await;
@@ -241,7 +276,12 @@ async fn a_producer_publishes_only_for_its_own_spacecraft() {
     let producer = authorized(&token);
     crate::helpers::wait_accepted(&producer, &app.url("/agents")).await;
     let sample = |sc: &str| json!({"spacecraftId": sc, "timestamp": 1_700_000_000_000i64, "parameters": {"t": 1}});
-    let r = producer.post(app.url("/telemetry")).json(&sample("SC-1")).send().await.unwrap();
+    let r = producer
+        .post(app.url("/telemetry"))
+        .json(&sample("SC-1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     // One foreign snapshot refuses the whole batch.
     let r = producer
@@ -259,7 +299,15 @@ async fn a_producer_publishes_only_for_its_own_spacecraft() {
         assert_eq!(r.status(), 403, "{method} {path}");
     }
     let js = async_nats::jetstream::new(app.nats.client().await);
-    let stored = js.get_stream("MC_TELEMETRY").await.unwrap().info().await.unwrap().state.messages;
+    let stored = js
+        .get_stream("MC_TELEMETRY")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
     assert_eq!(stored, 1, "only the allowed snapshot was published");
 }
 
@@ -275,7 +323,10 @@ async fn malformed_unknown_and_expired_credentials_get_401_with_a_reason() {
         ("Bearer".to_owned(), "malformed"),
         ("Bearer ".to_owned() + &"x".repeat(10_000), "too long"),
         ("Bearer mc_nothex_00".to_owned(), "mc_<id>_<secret>"),
-        ("Bearer eyJhbGciOiJub25lIn0.e30.".to_owned(), "no jwt issuer"),
+        (
+            "Bearer eyJhbGciOiJub25lIn0.e30.".to_owned(),
+            "no jwt issuer",
+        ),
         (format!("Bearer {wrong_secret}"), "unknown token"),
     ];
     for (header, reason) in cases {
@@ -288,7 +339,10 @@ async fn malformed_unknown_and_expired_credentials_get_401_with_a_reason() {
         assert_eq!(r.status(), 401, "{header:.40}");
         let body = r.text().await.unwrap();
         assert!(body.contains(reason), "{header:.40}: {body}");
-        assert!(!body.contains(&good[36..]), "a problem document repeats a secret");
+        assert!(
+            !body.contains(&good[36..]),
+            "a problem document repeats a secret"
+        );
     }
     // Expiry: issued for one second.
     let (status, issued) = app
@@ -306,26 +360,47 @@ async fn malformed_unknown_and_expired_credentials_get_401_with_a_reason() {
     assert!(r.text().await.unwrap().contains("expired"));
     // Bad requests to issue tokens change nothing.
     let (status, problem) = app
-        .post("/tokens", json!({"name": "x", "role": "root", "spacecraft": ["bad id!"]}))
+        .post(
+            "/tokens",
+            json!({"name": "x", "role": "root", "spacecraft": ["bad id!"]}),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
-    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["role", "spacecraft[0]"]);
 }
 
 #[tokio::test]
 async fn writes_past_the_principal_limit_get_429_with_retry_after() {
     let app = TestApp::spawn_with(|c| {
-        c.auth.writes = mc_auth::limits::RateLimit { rate: 0.5, burst: 2 };
+        c.auth.writes = mc_auth::limits::RateLimit {
+            rate: 0.5,
+            burst: 2,
+        };
     })
     .await;
     for i in 0..2 {
         let (s, _) = app.create_agent(json!({"name": format!("a{i}")})).await;
         assert_eq!(s, 201);
     }
-    let r = app.http.post(app.url("/agents")).json(&json!({"name": "a2"})).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/agents"))
+        .json(&json!({"name": "a2"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     // Reads are not limited.
     let r = app.http.get(app.url("/agents")).send().await.unwrap();
@@ -334,7 +409,9 @@ async fn writes_past_the_principal_limit_get_429_with_retry_after() {
 
 /// The JWT fixtures of `mc-auth`'s tests (test-only keys).
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../auth/tests/fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../auth/tests/fixtures")
+        .join(name)
 }
 
 #[tokio::test]
@@ -357,9 +434,7 @@ async fn jwts_of_the_configured_issuer_name_the_principal_and_its_role() {
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
     };
     let now = chrono::Utc::now().timestamp();
-    let claims = |role: &str, iss: &str, exp: i64| {
-        json!({"iss": iss, "aud": "mission-control", "sub": "carol@example.org", "mc_role": role, "exp": exp, "iat": now})
-    };
+    let claims = |role: &str, iss: &str, exp: i64| json!({"iss": iss, "aud": "mission-control", "sub": "carol@example.org", "mc_role": role, "exp": exp, "iat": now});
     let operator = authorized(&sign(claims("operator", "https://idp.test", now + 300)));
     let r: Value = operator
         .post(app.url("/missions"))
@@ -372,22 +447,44 @@ async fn jwts_of_the_configured_issuer_name_the_principal_and_its_role() {
         .unwrap();
     let position = r["position"].as_u64().expect("created");
     app.wait_projection("archive", position).await;
-    let (actor,): (String,) = sqlx::query_as("SELECT metadata->>'actor' FROM events WHERE position = $1")
-        .bind(position as i64)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let (actor,): (String,) =
+        sqlx::query_as("SELECT metadata->>'actor' FROM events WHERE position = $1")
+            .bind(position as i64)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(actor, "jwt:carol@example.org");
     // A viewer may read, not write.
     let viewer = authorized(&sign(claims("viewer", "https://idp.test", now + 300)));
-    assert_eq!(viewer.get(app.url("/missions")).send().await.unwrap().status(), 200);
-    assert_eq!(call(&viewer, "POST", &app.url("/missions")).await.status(), 403);
+    assert_eq!(
+        viewer
+            .get(app.url("/missions"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(&viewer, "POST", &app.url("/missions")).await.status(),
+        403
+    );
     // Expired, another issuer: 401 naming the reason.
     for (token, reason) in [
-        (sign(claims("admin", "https://idp.test", now - 60)), "expired"),
-        (sign(claims("admin", "https://evil.test", now + 300)), "issuer"),
+        (
+            sign(claims("admin", "https://idp.test", now - 60)),
+            "expired",
+        ),
+        (
+            sign(claims("admin", "https://evil.test", now + 300)),
+            "issuer",
+        ),
     ] {
-        let r = authorized(&token).get(app.url("/missions")).send().await.unwrap();
+        let r = authorized(&token)
+            .get(app.url("/missions"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         let body = r.text().await.unwrap();
         assert!(body.contains(reason), "{body}");

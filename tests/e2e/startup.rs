@@ -173,7 +173,9 @@ async fn a_database_paired_with_another_event_log_is_not_projected_into() {
 async fn project_role_and_api_only_role_split_the_work() {
     let nats = NatsServer::start().await;
     let db = TestDb::new().await;
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     // Projectors in their own process (`mission-control project`).
     let addr = format!("127.0.0.1:{}", mc_test_support::free_port());
     let _project = crate::helpers::KillOnDrop(

@@ -41,7 +41,9 @@ async fn kill_9_of_the_telemetry_processor_loses_and_doubles_nothing() {
     let db = TestDb::new().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
-    let http = crate::helpers::authorized(&crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await);
+    let http = crate::helpers::authorized(
+        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
+    );
     let mut child = KillOnDrop(spawn_binary(&nats.url(), db.url(), &addr));
     wait_ready(&http, &base).await;
     let r = http

@@ -1,13 +1,13 @@
 //! `/api/v1/alarms`: list and get alarms, their transition history, and the operator actions
 //! (`acknowledge`, `shelve`, `unshelve`, `clear`), each with the operator and a comment.
 
+use crate::auth::{Caller, Routes};
 use crate::extract::{if_match, Body, Fields, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::spacecraft::parse_time;
 use crate::state::AppState;
-use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -1,8 +1,8 @@
 //! `GET /api/v1/audit/verify`: recompute the archive's hash chain and report.
 
+use crate::auth::Routes;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::auth::Routes;
 use axum::extract::State;
 use axum::Json;
 use mc_projections::audit::{self, Verification};

@@ -60,9 +60,11 @@ pub async fn authorize(
     if access == Access::Open {
         return next.run(req).await;
     }
-    let principal = state
-        .auth
-        .from_header(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
+    let principal = state.auth.from_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     match principal.and_then(|p| state.auth.admit(&p, access, write).map(|()| p)) {
         Ok(p) => {

@@ -1,11 +1,11 @@
 //! `/api/v1/comments`: post, list with filters, get, edit, delete.
 
+use crate::auth::{Caller, Routes};
 use crate::extract::{if_match, parse_enum, Body, Fields, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
-use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -29,6 +29,9 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// From the end of the headers to the end of the body (`MC_HTTP_BODY_TIMEOUT_MS`).
     pub body_timeout: Duration,
+    /// Connections open at once (`MC_HTTP_MAX_CONNECTIONS`); past it a new connection waits in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -36,6 +39,7 @@ impl Default for HttpLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -56,7 +60,21 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut full_since: Option<Instant> = None;
     loop {
+        // At the cap, stop accepting: new connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        if let Some(since) = full_since.take() {
+            tracing::warn!(waited = ?since.elapsed(), max = limits.max_connections,
+                "http connection cap was reached; accepting again");
+        }
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -76,7 +94,11 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "http connection ended with an error");
             }
+            drop(slot);
         });
+        if slots.available_permits() == 0 {
+            full_since = Some(Instant::now());
+        }
     }
     drop(listener);
     graceful.shutdown().await;

@@ -1,7 +1,7 @@
 //! `/health*`: liveness, readiness (NATS, Postgres, migrations, streams), details.
 
-use crate::state::AppState;
 use crate::auth::Routes;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -35,7 +35,7 @@ use auth::Routes;
 use axum::Router;
 
 /// The API routes (under `/api/v1`) and the root routes, with their tables.
-fn routes() -> ((Router<AppState>, Vec<Route>), (Router<AppState>, Vec<Route>)) {
+fn routes() -> (Routes, Routes) {
     let api = [
         agents::routes,
         missions::routes,
@@ -51,18 +51,23 @@ fn routes() -> ((Router<AppState>, Vec<Route>), (Router<AppState>, Vec<Route>)) 
     .into_iter()
     .fold(Routes::new("/api/v1"), |r, add| add(r));
     let root = projections::metrics_routes(health::routes(Routes::new("")));
-    (api.into_parts(), root.into_parts())
+    (api, root)
 }
 
 /// Every route the router serves (method and path as matched), for tests that walk them.
 pub fn route_table() -> Vec<Route> {
-    let ((_, api), (_, root)) = routes();
-    root.into_iter().chain(api).collect()
+    let (api, root) = routes();
+    root.into_parts()
+        .1
+        .into_iter()
+        .chain(api.into_parts().1)
+        .collect()
 }
 
 /// All routes over a state. Every route passes the permission check of [`auth::authorize`].
 pub fn router(state: AppState) -> Router {
-    let ((api, _), (root, _)) = routes();
+    let (api, root) = routes();
+    let (api, root) = (api.into_parts().0, root.into_parts().0);
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         edges::fail_fast,

@@ -126,16 +126,16 @@ async fn handle(state: &AppState, message: Message) {
         authorization.as_deref(),
         &message.payload,
     ))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| {
-            let what = crate::edges::panic_message(panic.as_ref());
-            tracing::error!(action, panic = %what, "nats command handler panicked");
-            crate::edges::count_panic("nats");
-            Err(ApiError::Internal(format!(
-                "the command could not be handled: {what}"
-            )))
-        });
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|panic| {
+        let what = crate::edges::panic_message(panic.as_ref());
+        tracing::error!(action, panic = %what, "nats command handler panicked");
+        crate::edges::count_panic("nats");
+        Err(ApiError::Internal(format!(
+            "the command could not be handled: {what}"
+        )))
+    });
     let reply = match handled {
         Ok(ok) => ok,
         Err(e) => json!({"ok": false, "error": e.body()}),

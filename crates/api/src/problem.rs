@@ -64,7 +64,10 @@ pub enum ApiError {
     /// table still loading (503).
     Auth(mc_auth::AuthError),
     /// A route the permission table has no rule for: a bug, refused rather than left open.
-    NoRule { method: String, path: String },
+    NoRule {
+        method: String,
+        path: String,
+    },
 }
 
 impl ApiError {
@@ -254,7 +257,10 @@ impl IntoResponse for ApiError {
                     mc_auth::AuthError::Missing => "Bearer realm=\"mission-control\"",
                     _ => "Bearer realm=\"mission-control\", error=\"invalid_token\"",
                 };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             // The rest of the body is still on the wire: this connection cannot carry another
             // request.

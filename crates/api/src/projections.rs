@@ -1,10 +1,10 @@
 //! `GET /api/v1/projections` (positions, lag, state, failures) and `GET /metrics`
 //! (Prometheus text).
 
+use crate::auth::Routes;
 use crate::problem::ApiError;
 use crate::state::{AppState, ProjectorView};
 use async_nats::jetstream::stream::Stream;
-use crate::auth::Routes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -3,9 +3,9 @@
 //! rebuild a crash interrupted.
 
 use crate::app::all_projections;
+use crate::auth::Routes;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::auth::Routes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,12 +1,12 @@
 //! `/api/v1/spacecraft`: register, list, get, and the per-parameter limits
 //! (`GET/PUT /spacecraft/{id}/config`), each set in force from its effective time.
 
+use crate::auth::{Caller, Routes};
 use crate::extract::{if_match, Body, Fields, Page, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
-use crate::auth::{Caller, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

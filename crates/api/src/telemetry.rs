@@ -1,12 +1,12 @@
 //! `/api/v1/telemetry`: HTTP ingest (202 with the stream position) and the telemetry
 //! queries: snapshots or one parameter's samples, latest values, rollups, and analyze.
 
+use crate::auth::{Caller, Routes};
 use crate::extract::{QueryParams, RawBody, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::spacecraft::parse_time;
 use crate::state::AppState;
-use crate::auth::{Caller, Routes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,8 +61,10 @@ async fn publish(
         &body,
         Utc::now().timestamp_millis(),
         state.telemetry.max_future_ms,
-        key.as_deref(),
-        caller.spacecraft.as_deref(),
+        ingest::Publisher {
+            idempotency_key: key.as_deref(),
+            allowed: caller.spacecraft.as_deref(),
+        },
     )
     .await
     .map_err(|e| match e {

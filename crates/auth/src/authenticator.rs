@@ -47,9 +47,10 @@ impl Authenticator {
         }
         let value = std::str::from_utf8(value)
             .map_err(|_| AuthError::Malformed("the Authorization header is not text".into()))?;
-        let (scheme, credential) = value.trim().split_once(' ').ok_or_else(|| {
-            AuthError::Malformed("expected Authorization: Bearer <token>".into())
-        })?;
+        let (scheme, credential) = value
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| AuthError::Malformed("expected Authorization: Bearer <token>".into()))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Malformed(
                 "only the Bearer scheme is accepted".into(),
@@ -84,7 +85,12 @@ impl Authenticator {
 
     /// Check an authenticated request against `access`; writes also take from the
     /// principal's rate limit.
-    pub fn admit(&self, principal: &Principal, access: Access, write: bool) -> Result<(), AuthError> {
+    pub fn admit(
+        &self,
+        principal: &Principal,
+        access: Access,
+        write: bool,
+    ) -> Result<(), AuthError> {
         if let Access::Needs(role) = access {
             principal.may(role)?;
         }

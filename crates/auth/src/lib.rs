@@ -13,8 +13,8 @@ pub mod registry;
 pub mod table;
 pub mod tokens;
 
-pub use mc_domain::token::Role;
 pub use authenticator::Authenticator;
+pub use mc_domain::token::Role;
 pub use principal::{AuthError, Credential, Principal};
 
 /// How `serve` authenticates: an optional JWT issuer and the per-principal write limit.

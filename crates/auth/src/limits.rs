@@ -104,13 +104,20 @@ mod tests {
         // Another principal has its own bucket.
         limiter.take_at("b", t0).unwrap();
         // Half a second refills one write at 2/s.
-        limiter.take_at("a", t0 + Duration::from_millis(500)).unwrap();
-        assert!(limiter.take_at("a", t0 + Duration::from_millis(500)).is_err());
+        limiter
+            .take_at("a", t0 + Duration::from_millis(500))
+            .unwrap();
+        assert!(limiter
+            .take_at("a", t0 + Duration::from_millis(500))
+            .is_err());
     }
 
     #[test]
     fn a_zero_rate_turns_the_limit_off() {
-        let limiter = RateLimiter::new(RateLimit { rate: 0.0, burst: 0 });
+        let limiter = RateLimiter::new(RateLimit {
+            rate: 0.0,
+            burst: 0,
+        });
         for _ in 0..10_000 {
             limiter.take("a").unwrap();
         }

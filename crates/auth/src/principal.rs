@@ -39,7 +39,10 @@ impl Principal {
             Credential::Token => format!("token:{}/{}", self.id, self.name),
             Credential::Jwt => format!("jwt:{}", self.id),
         };
-        actor.chars().take(mc_domain::values::ACTOR_MAX_CHARS).collect()
+        actor
+            .chars()
+            .take(mc_domain::values::ACTOR_MAX_CHARS)
+            .collect()
     }
 
     /// Whether this principal may do what needs `required`.

@@ -5,7 +5,7 @@
 
 use crate::principal::{AuthError, Credential, Principal};
 use crate::tokens;
-use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
 use futures::StreamExt;
 use mc_domain::ids::TokenId;
 use mc_domain::token::{Role, TokenData, TokenEvent};
@@ -152,9 +152,8 @@ impl TokenRegistry {
             return false;
         };
         self.0.tokens.read().is_ok_and(|t| {
-            t.get(&id).is_some_and(|e| {
-                !e.revoked && e.data.expires_at_ms.is_none_or(|at| at > now_ms)
-            })
+            t.get(&id)
+                .is_some_and(|e| !e.revoked && e.data.expires_at_ms.is_none_or(|at| at > now_ms))
         })
     }
 
@@ -216,7 +215,11 @@ impl TokenRegistry {
         }
     }
 
-    async fn follow_once(&self, js: &jetstream::Context, cancel: &CancellationToken) -> Result<(), String> {
+    async fn follow_once(
+        &self,
+        js: &jetstream::Context,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
         let stream = js
             .get_stream(mc_eventlog::streams::EVENTS)
             .await
@@ -232,7 +235,11 @@ impl TokenRegistry {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let pending = consumer.info().await.map_err(|e| e.to_string())?.num_pending;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .num_pending;
         if pending == 0 {
             self.mark_ready();
         }

@@ -153,7 +153,13 @@ pub fn markdown() -> String {
          `producer`.\n\n## HTTP\n\n| method | path | least role (roles allowed) |\n|---|---|---|\n",
     );
     for rule in HTTP {
-        let _ = writeln!(out, "| {} | `{}` | {} |", rule.method, rule.path, who(rule.access));
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} |",
+            rule.method,
+            rule.path,
+            who(rule.access)
+        );
     }
     out.push_str(
         "\n## NATS commands (`mc.cmd.<action>`, token in the `Authorization` header)\n\n\
@@ -173,20 +179,30 @@ mod tests {
     fn every_rule_is_unique() {
         for (i, a) in HTTP.iter().enumerate() {
             assert!(
-                !HTTP[i + 1..].iter().any(|b| a.method == b.method && a.path == b.path),
+                !HTTP[i + 1..]
+                    .iter()
+                    .any(|b| a.method == b.method && a.path == b.path),
                 "{} {} twice",
                 a.method,
                 a.path
             );
         }
         for (i, a) in NATS.iter().enumerate() {
-            assert!(!NATS[i + 1..].iter().any(|b| a.action == b.action), "{}", a.action);
+            assert!(
+                !NATS[i + 1..].iter().any(|b| a.action == b.action),
+                "{}",
+                a.action
+            );
         }
     }
 
     #[test]
     fn only_the_orchestrator_probes_are_open() {
-        let open: Vec<&str> = HTTP.iter().filter(|r| r.access == Open).map(|r| r.path).collect();
+        let open: Vec<&str> = HTTP
+            .iter()
+            .filter(|r| r.access == Open)
+            .map(|r| r.path)
+            .collect();
         assert_eq!(open, ["/health/live", "/health/ready"]);
         assert_eq!(http("HEAD", "/api/v1/agents"), Some(Needs(Viewer)));
         assert_eq!(http("PUT", "/api/v1/agents"), None);

@@ -102,7 +102,9 @@ pub async fn issue(
     new: NewToken,
 ) -> Result<(Secret, Executed<Token>), CommandError> {
     let mut errors = Vec::new();
-    let name = Name::parse(&new.name, "name").map_err(|e| errors.push(e)).ok();
+    let name = Name::parse(&new.name, "name")
+        .map_err(|e| errors.push(e))
+        .ok();
     let role = new
         .role
         .parse::<Role>()

@@ -136,6 +136,10 @@ struct ServeArgs {
     #[arg(long, env = "MC_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     http_body_timeout_ms: u64,
+    /// HTTP connections open at once; past it new connections wait in the listen backlog.
+    #[arg(long, env = "MC_HTTP_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    http_max_connections: u64,
     /// JetStream replicas for the streams: 1 on a single node, 3 in a cluster.
     #[arg(long, env = "MC_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
@@ -251,6 +255,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         http_limits: mc_api::HttpLimits {
             header_timeout: Duration::from_millis(args.http_header_timeout_ms),
             body_timeout: Duration::from_millis(args.http_body_timeout_ms),
+            max_connections: args.http_max_connections as usize,
         },
         stream_replicas: args.stream_replicas,
         telemetry_max_age: Duration::from_secs(args.telemetry_max_age_hours * 3600),

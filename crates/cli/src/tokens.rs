@@ -58,11 +58,9 @@ fn parse_expiry(input: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         return Ok(t.with_timezone(&chrono::Utc));
     }
     let (n, unit) = input.split_at(input.len().saturating_sub(1));
-    let n: i64 = n
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("--expires {input:?}: expected an RFC 3339 time or e.g. 90d, 12h, 30m"))?;
+    let n: i64 = n.parse().ok().filter(|n| *n > 0).with_context(|| {
+        format!("--expires {input:?}: expected an RFC 3339 time or e.g. 90d, 12h, 30m")
+    })?;
     let span = match unit {
         "d" => chrono::Duration::days(n),
         "h" => chrono::Duration::hours(n),
@@ -119,18 +117,19 @@ pub async fn run(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::List { json, nats } => {
             let client = nats.connect("mission-control tokens").await?;
             let js = async_nats::jetstream::new(client);
-            let registry = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                TokenRegistry::load(&js),
-            )
-            .await
-            .context("timed out reading the token events")?
-            .map_err(|e| anyhow::anyhow!("read the token events: {e}"))?;
+            let registry =
+                tokio::time::timeout(std::time::Duration::from_secs(30), TokenRegistry::load(&js))
+                    .await
+                    .context("timed out reading the token events")?
+                    .map_err(|e| anyhow::anyhow!("read the token events: {e}"))?;
             let all = registry.list();
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                println!("{:<36}  {:<9}  {:<8}  {:<20}  name", "id", "role", "state", "expires");
+                println!(
+                    "{:<36}  {:<9}  {:<8}  {:<20}  name",
+                    "id", "role", "state", "expires"
+                );
                 for t in all {
                     let state = if t.revoked { "revoked" } else { "active" };
                     println!(

@@ -41,7 +41,12 @@ impl TokenService {
         reason: Option<String>,
     ) -> Result<Executed<Token>, CommandError> {
         self.handler
-            .execute::<Token>(ctx, &id.to_string(), Check::Any, &TokenCommand::Revoke { reason })
+            .execute::<Token>(
+                ctx,
+                &id.to_string(),
+                Check::Any,
+                &TokenCommand::Revoke { reason },
+            )
             .await
     }
 }

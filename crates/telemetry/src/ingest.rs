@@ -24,6 +24,14 @@ pub enum IngestError {
     Unavailable(String),
 }
 
+/// Who publishes: the request's idempotency key and the spacecraft the publisher may publish
+/// for (`None`: any).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Publisher<'a> {
+    pub idempotency_key: Option<&'a str>,
+    pub allowed: Option<&'a [String]>,
+}
+
 /// What was accepted: counts and the stream position of each spacecraft's message.
 #[derive(Debug, Clone)]
 pub struct Accepted {
@@ -39,9 +47,12 @@ pub async fn ingest(
     payload: &[u8],
     now_ms: i64,
     max_future_ms: i64,
-    idempotency_key: Option<&str>,
-    allowed: Option<&[String]>,
+    publisher: Publisher<'_>,
 ) -> Result<Accepted, IngestError> {
+    let Publisher {
+        idempotency_key,
+        allowed,
+    } = publisher;
     let snapshots = wire::decode(format, payload).map_err(IngestError::Undecodable)?;
     let cx = WireContext {
         subject_spacecraft: None,

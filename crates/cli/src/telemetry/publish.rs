@@ -99,7 +99,10 @@ pub(super) async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         (None, d) => (d.unwrap_or(10.0) * args.rate).ceil() as u64,
     };
 
-    let client = args.nats.connect("mission-control telemetry publish").await?;
+    let client = args
+        .nats
+        .connect("mission-control telemetry publish")
+        .await?;
     let js = async_nats::jetstream::ContextBuilder::new()
         .max_ack_inflight(args.max_in_flight)
         .build(client.clone());

@@ -17,12 +17,9 @@ async fn get(api: &ApiArgs, path: &str, query: &[(&str, String)]) -> anyhow::Res
     if let Some(token) = &api.token {
         request = request.bearer_auth(token);
     }
-    let response = request
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the API at {base} (is `mission-control serve` running?)")
-        })?;
+    let response = request.send().await.with_context(|| {
+        format!("cannot reach the API at {base} (is `mission-control serve` running?)")
+    })?;
     let status = response.status();
     let body = response.bytes().await.context("read the API's answer")?;
     if !status.is_success() {

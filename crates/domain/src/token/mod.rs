@@ -79,7 +79,11 @@ pub struct SecretHash(String);
 
 impl SecretHash {
     pub fn parse(input: &str, field: &str) -> Result<Self, FieldError> {
-        if input.len() == 64 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if input.len() == 64
+            && input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             Ok(Self(input.to_owned()))
         } else {
             Err(FieldError::new(field, "must be 64 lowercase hex digits"))
@@ -127,7 +131,9 @@ pub struct IssueToken {
 pub enum TokenCommand {
     Issue(IssueToken),
     /// Revoking a revoked token changes nothing.
-    Revoke { reason: Option<String> },
+    Revoke {
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -52,7 +52,11 @@ fn roles_include_the_ones_below_except_producer() {
 #[test]
 fn issuing_a_producer_token_keeps_its_spacecraft_sorted_once() {
     let events = Token::Absent
-        .decide(&issue(Role::Producer, &["SC-2", "SC-1", "SC-2"], Some(NOW + 1)))
+        .decide(&issue(
+            Role::Producer,
+            &["SC-2", "SC-1", "SC-2"],
+            Some(NOW + 1),
+        ))
         .unwrap();
     let [TokenEvent::Issued(data)] = events.as_slice() else {
         panic!("{events:?}")
@@ -65,21 +69,31 @@ fn issuing_a_producer_token_keeps_its_spacecraft_sorted_once() {
 
 #[test]
 fn a_producer_token_must_name_spacecraft_and_only_producers_may() {
-    let err = Token::Absent.decide(&issue(Role::Producer, &[], None)).unwrap_err();
+    let err = Token::Absent
+        .decide(&issue(Role::Producer, &[], None))
+        .unwrap_err();
     assert_eq!(fields(err), ["spacecraft"]);
-    let err = Token::Absent.decide(&issue(Role::Operator, &["SC-1"], None)).unwrap_err();
+    let err = Token::Absent
+        .decide(&issue(Role::Operator, &["SC-1"], None))
+        .unwrap_err();
     assert_eq!(fields(err), ["spacecraft"]);
 }
 
 #[test]
 fn an_expiry_in_the_past_is_refused() {
-    let err = Token::Absent.decide(&issue(Role::Admin, &[], Some(NOW))).unwrap_err();
+    let err = Token::Absent
+        .decide(&issue(Role::Admin, &[], Some(NOW)))
+        .unwrap_err();
     assert_eq!(fields(err), ["expires"]);
 }
 
 #[test]
 fn a_token_is_issued_once() {
-    let state = given(&Token::Absent.decide(&issue(Role::Viewer, &[], None)).unwrap());
+    let state = given(
+        &Token::Absent
+            .decide(&issue(Role::Viewer, &[], None))
+            .unwrap(),
+    );
     assert_eq!(
         state.decide(&issue(Role::Viewer, &[], None)),
         Err(DomainError::AlreadyExists { aggregate: "token" })
@@ -88,7 +102,9 @@ fn a_token_is_issued_once() {
 
 #[test]
 fn revoking_is_final_and_idempotent() {
-    let issued = Token::Absent.decide(&issue(Role::Viewer, &[], None)).unwrap();
+    let issued = Token::Absent
+        .decide(&issue(Role::Viewer, &[], None))
+        .unwrap();
     let state = given(&issued);
     let revoke = TokenCommand::Revoke {
         reason: Some("leaked".into()),
@@ -112,7 +128,12 @@ fn revoking_is_final_and_idempotent() {
 #[test]
 fn secret_hashes_are_64_lowercase_hex_digits() {
     assert!(SecretHash::parse(&"0f".repeat(32), "h").is_ok());
-    for bad in ["", "AB".repeat(32).as_str(), &"0".repeat(63), &"g".repeat(64)] {
+    for bad in [
+        "",
+        "AB".repeat(32).as_str(),
+        &"0".repeat(63),
+        &"g".repeat(64),
+    ] {
         assert!(SecretHash::parse(bad, "h").is_err(), "{bad}");
     }
 }
