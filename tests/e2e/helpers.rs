@@ -165,7 +165,18 @@ impl Drop for TestApp {
 /// Issue an API token straight into the log (as `mission-control tokens create` does),
 /// provisioning the streams if needed; returns the secret.
 pub async fn issue_token(nats_url: &str, name: &str, role: &str, spacecraft: &[&str]) -> String {
-    let log = mc_eventlog::EventLog::new(async_nats::connect(nats_url).await.unwrap());
+    let client = async_nats::connect(nats_url).await.unwrap();
+    issue_token_on(client, name, role, spacecraft).await
+}
+
+/// [`issue_token`] over a given connection (a server that requires a login).
+pub async fn issue_token_on(
+    client: async_nats::Client,
+    name: &str,
+    role: &str,
+    spacecraft: &[&str],
+) -> String {
+    let log = mc_eventlog::EventLog::new(client);
     if log.jetstream().get_stream("MC_EVENTS").await.is_err() {
         mc_eventlog::streams::provision(log.jetstream(), &Default::default())
             .await

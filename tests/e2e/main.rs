@@ -13,6 +13,7 @@ mod idempotency;
 mod kill;
 mod missions;
 mod nats_commands;
+mod nats_users;
 mod poison;
 mod process_manager;
 mod projections;
