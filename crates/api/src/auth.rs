@@ -75,6 +75,51 @@ pub async fn authorize(
     }
 }
 
+/// The routes that accept `?access_token=` (WebSocket and SSE).
+pub const LIVE_ROUTES: &[&str] = &[
+    "/api/v1/ws",
+    "/api/v1/stream",
+    "/api/v1/task-runs/{id}/events/stream",
+];
+
+/// The `access_token` query parameter of a GET on a live route.
+fn live_token(req: &Request, path: &str) -> Option<String> {
+    if req.method() != Method::GET || !LIVE_ROUTES.contains(&path) {
+        return None;
+    }
+    req.uri().query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "access_token")
+            .map(|(_, v)| percent_decode(v))
+    })
+}
+
+/// `%XX` and `+` decoding of a query value (tokens are plain ASCII; anything odd stays as is
+/// and fails authentication).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (escaped, b[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, byte) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One route of the router's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -137,5 +182,16 @@ impl Routes {
 
     pub fn into_parts(self) -> (Router<AppState>, Vec<Route>) {
         (self.router, self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            super::percent_decode("mc_ab%5Fcd+x%zz%4"),
+            "mc_ab_cd x%zz%4"
+        );
     }
 }
