@@ -28,8 +28,9 @@ async fn login(nats: &NatsServer, user: &str, password: &str) -> async_nats::Cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may() {
-    let conf = std::fs::read_to_string(mc_test_support::workspace_root().join("nats/nats-server.conf"))
-        .unwrap();
+    let conf =
+        std::fs::read_to_string(mc_test_support::workspace_root().join("nats/nats-server.conf"))
+            .unwrap();
     let nats = NatsServer::start_with_config(
         &conf,
         &[
@@ -44,7 +45,11 @@ async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may(
     let admin = issue_token_on(service.clone(), "admin", "admin", &[]).await;
     let operator = issue_token_on(service.clone(), "rover-7", "operator", &[]).await;
     let db = TestDb::new().await;
-    let mut cfg = config(nats.url(), db.url().to_owned(), "127.0.0.1:0".parse().unwrap());
+    let mut cfg = config(
+        nats.url(),
+        db.url().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
     cfg.nats_auth = NatsAuth::UserPassword {
         user: "mission-control".into(),
         password: SERVICE_PW.into(),
@@ -58,7 +63,15 @@ async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may(
 
     let events = async_nats::jetstream::new(service.clone());
     let head = || async {
-        events.get_stream("MC_EVENTS").await.unwrap().info().await.unwrap().state.last_sequence
+        events
+            .get_stream("MC_EVENTS")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .last_sequence
     };
     let agent = login(&nats, "mc-agent", AGENT_PW).await;
     let register = |headers: async_nats::HeaderMap| {
@@ -110,7 +123,9 @@ async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may(
     let deadline = Instant::now() + Duration::from_secs(10);
     let latest = loop {
         let r: Value = http
-            .get(format!("{base}/api/v1/telemetry/latest?spacecraftId=SC-001"))
+            .get(format!(
+                "{base}/api/v1/telemetry/latest?spacecraftId=SC-001"
+            ))
             .send()
             .await
             .unwrap()
@@ -120,7 +135,10 @@ async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may(
         if r.to_string().contains("SC-001") && r.to_string().contains("\"t\"") {
             break r;
         }
-        assert!(Instant::now() < deadline, "SC-001's snapshot never stored: {r}");
+        assert!(
+            Instant::now() < deadline,
+            "SC-001's snapshot never stored: {r}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(latest.to_string().contains("SC-001"), "{latest}");
@@ -133,6 +151,9 @@ async fn agents_and_producers_on_the_project_nats_config_get_only_what_they_may(
         .unwrap()
         .state
         .messages;
-    assert_eq!(telemetry, 1, "only the producer's own spacecraft reached the stream");
+    assert_eq!(
+        telemetry, 1,
+        "only the producer's own spacecraft reached the stream"
+    );
     shutdown.cancel();
 }

@@ -204,7 +204,10 @@ async fn a_revoked_token_stops_working_on_a_second_instance_within_a_second() {
         if r.status() == 401 {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["detail"], "token revoked", "{body}");
-            eprintln!("revocation refused on the second instance after {:?}", revoked_at.elapsed());
+            eprintln!(
+                "revocation refused on the second instance after {:?}",
+                revoked_at.elapsed()
+            );
             break;
         }
         assert_eq!(r.status(), 200);
