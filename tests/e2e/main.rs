@@ -11,6 +11,7 @@ mod hostile_input;
 mod http_edges;
 mod idempotency;
 mod kill;
+mod live;
 mod missions;
 mod nats_commands;
 mod nats_users;

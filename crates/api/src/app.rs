@@ -188,6 +188,12 @@ impl Application {
             spacecraft.clone(),
             config.telemetry.unknown_spacecraft,
         );
+        let background = CancellationToken::new();
+        let relay = mc_relay::Hub::spawn(
+            log.jetstream().clone(),
+            mc_relay::Limits::default(),
+            background.clone(),
+        );
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,
@@ -201,6 +207,7 @@ impl Application {
             alarms,
             tokens,
             auth,
+            relay,
             telemetry: config.telemetry,
             telemetry_registry,
             projectors: views,
@@ -217,7 +224,7 @@ impl Application {
             ready_stall: config.ready_stall,
             api: config.serve_nats_commands,
             rebuilding: std::sync::Mutex::default(),
-            background: CancellationToken::new(),
+            background,
         }));
         Ok(Self {
             listener,

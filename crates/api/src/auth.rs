@@ -60,11 +60,16 @@ pub async fn authorize(
     if access == Access::Open {
         return next.run(req).await;
     }
-    let principal = state.auth.from_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    // Browsers cannot set headers on WebSocket and EventSource requests: live routes also take
+    // `?access_token=` (only when no Authorization header is sent).
+    let principal = match (header, live_token(&req, path)) {
+        (None, Some(token)) => state.auth.authenticate(&token),
+        _ => state.auth.from_header(header),
+    };
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     match principal.and_then(|p| state.auth.admit(&p, access, write).map(|()| p)) {
         Ok(p) => {

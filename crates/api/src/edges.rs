@@ -45,7 +45,8 @@ impl Default for HttpLimits {
 }
 
 /// Serve HTTP/1.1 on `listener` until `shutdown`: then stop accepting, let in-flight requests
-/// finish (idle keep-alive connections close at once) and return.
+/// finish (idle keep-alive connections close at once) and return. Connections may be upgraded
+/// (WebSocket); an upgraded connection leaves this loop's accounting once handed over.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -59,7 +60,6 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut full_since: Option<Instant> = None;
     loop {
@@ -89,9 +89,21 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            // On shutdown: finish the request in flight, then close (idle ones close at once).
+            let ended = tokio::select! {
+                r = connection.as_mut() => r,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "http connection ended with an error");
             }
             drop(slot);
@@ -101,7 +113,9 @@ pub async fn serve(
         }
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection holds a slot until it ends: having them all back means all are done.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod edges;
 pub mod extract;
 mod health;
 pub mod idempotency;
+mod live;
 mod missions;
 pub mod nats_commands;
 pub mod problem;
@@ -47,6 +48,7 @@ fn routes() -> (Routes, Routes) {
         projections::routes,
         rebuilds::routes,
         tokens::routes,
+        live::routes,
     ]
     .into_iter()
     .fold(Routes::new("/api/v1"), |r, add| add(r));

@@ -75,6 +75,8 @@ pub struct Inner {
     pub tokens: mc_commands::TokenService,
     /// Credentials → principal, and the permission checks (HTTP and NATS).
     pub auth: Arc<mc_auth::Authenticator>,
+    /// The live relay: one consumer per stream fanning out to WebSocket and SSE clients.
+    pub relay: mc_relay::Hub,
     pub telemetry: mc_telemetry::TelemetryConfig,
     pub telemetry_registry: mc_telemetry::Registry,
     pub positions: Positions,

@@ -86,6 +86,8 @@ pub const HTTP: &[HttpRule] = &[
     r("GET", "/api/v1/tokens", Needs(Admin)),
     r("POST", "/api/v1/tokens", Needs(Admin)),
     r("DELETE", "/api/v1/tokens/{id}", Needs(Admin)),
+    r("GET", "/api/v1/ws", Needs(Viewer)),
+    r("GET", "/api/v1/stream", Needs(Viewer)),
 ];
 
 const fn n(action: &'static str, role: Role) -> NatsRule {

@@ -1,0 +1,246 @@
+//! The live relay end to end with a real WebSocket client and a real SSE reader: auth, ordered
+//! delivery, resume with `since` / `Last-Event-ID` with no gap and no duplicate, error frames,
+//! and a revoked token closing the connection.
+
+use crate::helpers::{authorized, TestApp};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: &str) -> Ws {
+    let url = format!(
+        "{}/api/v1/ws?access_token={token}",
+        app.base.replace("http://", "ws://")
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket handshake")
+        .0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next JSON text frame (5 s at most); `None` on close.
+async fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no frame within 5 s")?
+            .map_err(|e| eprintln!("websocket error: {e}"))
+            .ok()?;
+        match m {
+            Message::Text(t) => return Some(serde_json::from_str(&t).unwrap()),
+            Message::Close(c) => {
+                eprintln!("closed: {c:?}");
+                return None;
+            }
+            _ => continue,
+        }
+    }
+}
+
+async fn missions(app: &TestApp, n: usize) -> Vec<u64> {
+    let mut positions = Vec::new();
+    for i in 0..n {
+        let (s, r) = app
+            .post("/missions", json!({"title": format!("m{i}")}))
+            .await;
+        assert_eq!(s, 201, "{r}");
+        positions.push(r["position"].as_u64().unwrap());
+    }
+    positions
+}
+
+#[tokio::test]
+async fn the_websocket_needs_a_token_and_delivers_events_in_order() {
+    let app = TestApp::spawn().await;
+    let anonymous = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(anonymous).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("anonymous websocket: {:?}", other.map(|_| ())),
+    }
+    let mut ws = connect(&app, &app.token).await;
+    send(&mut ws, json!({"op": "subscribe", "topics": ["missions"]})).await;
+    let subscribed = next(&mut ws).await.unwrap();
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    let positions = missions(&app, 5).await;
+    for p in positions {
+        let f = next(&mut ws).await.unwrap();
+        assert_eq!(
+            (f["type"].as_str(), f["name"].as_str()),
+            (Some("event"), Some("missionUpdate")),
+            "{f}"
+        );
+        assert_eq!(f["position"], p, "{f}");
+        assert_eq!(f["topic"], "missions");
+    }
+    send(&mut ws, json!({"op": "ping"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+}
+
+#[tokio::test]
+async fn resuming_with_since_delivers_exactly_the_missed_events_then_live() {
+    let app = TestApp::spawn().await;
+    let mut ws = connect(&app, &app.token).await;
+    send(&mut ws, json!({"op": "subscribe", "topics": ["missions"]})).await;
+    next(&mut ws).await.unwrap();
+    let first = missions(&app, 1).await[0];
+    assert_eq!(next(&mut ws).await.unwrap()["position"], first);
+    drop(ws);
+    let missed = missions(&app, 100).await;
+    let mut ws = connect(&app, &app.token).await;
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "topics": ["missions"], "since": first}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "subscribed");
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.push(next(&mut ws).await.unwrap()["position"].as_u64().unwrap());
+    }
+    assert_eq!(got, missed, "exactly the missed events, in order");
+    let live = missions(&app, 1).await[0];
+    assert_eq!(
+        next(&mut ws).await.unwrap()["position"],
+        live,
+        "then live, no duplicate"
+    );
+}
+
+#[tokio::test]
+async fn bad_messages_get_error_frames_and_the_connection_stays() {
+    let app = TestApp::spawn().await;
+    let mut ws = connect(&app, &app.token).await;
+    for (message, expect) in [
+        ("{\"op\":\"explode\"}".to_owned(), "unknown op"),
+        ("{not json".to_owned(), "malformed json"),
+        (
+            json!({"op": "subscribe", "topics": ["planets"]}).to_string(),
+            "planets",
+        ),
+        (
+            json!({"op": "subscribe", "topics": ["missions"], "since": 1_000_000}).to_string(),
+            "since",
+        ),
+        (format!("{}{}", "[".repeat(100), "]".repeat(100)), "deep"),
+    ] {
+        ws.send(Message::Text(message.clone().into()))
+            .await
+            .unwrap();
+        let f = next(&mut ws).await.unwrap();
+        assert_eq!(f["type"], "error", "{message}: {f}");
+        assert!(
+            f["message"].as_str().unwrap().contains(expect),
+            "{message}: {f}"
+        );
+    }
+    send(&mut ws, json!({"op": "ping"})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_token_revoked_while_connected_closes_the_websocket() {
+    let app = TestApp::spawn().await;
+    let (_, issued) = app
+        .post("/tokens", json!({"name": "wall-screen", "role": "viewer"}))
+        .await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    crate::helpers::wait_accepted(&authorized(&token), &app.url("/missions")).await;
+    let mut ws = connect(&app, &token).await;
+    send(&mut ws, json!({"op": "subscribe", "topics": ["alarms"]})).await;
+    next(&mut ws).await.unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/tokens/{}", issued["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Close(Some(frame))) = m {
+                return Some(frame);
+            }
+        }
+        None
+    })
+    .await
+    .expect("not closed within 2 s")
+    .expect("closed without a close frame");
+    assert_eq!(u16::from(closed.code), 4001);
+    assert_eq!(closed.reason.as_str(), "token revoked");
+}
+
+/// The SSE events (`id`, `data` as JSON) of a response until `n` arrived.
+async fn sse_events(mut r: reqwest::Response, n: usize) -> Vec<(String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+            .await
+            .expect("no sse event within 5 s")
+            .unwrap()
+            .expect("the stream ended");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .map(str::to_owned);
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(id), Some(data)) = (id, data) {
+                out.push((id, serde_json::from_str(data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn sse_resumes_from_last_event_id() {
+    let app = TestApp::spawn().await;
+    let stream = || app.http.get(app.url("/stream?topics=missions")).send();
+    let r = stream().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = missions(&app, 1).await[0];
+    let events = sse_events(r, 1).await;
+    assert_eq!(events[0].1["position"], first);
+    let last_id = events[0].0.clone();
+    let missed = missions(&app, 3).await;
+    let r = app
+        .http
+        .get(app.url("/stream?topics=missions"))
+        .header("Last-Event-ID", &last_id)
+        .send()
+        .await
+        .unwrap();
+    let resumed: Vec<u64> = sse_events(r, 3)
+        .await
+        .into_iter()
+        .map(|(_, v)| v["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(resumed, missed);
+    // Without a token, no stream.
+    let r = reqwest::Client::new()
+        .get(app.url("/stream?topics=missions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .http
+        .get(app.url("/stream?topics=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
