@@ -244,3 +244,49 @@ async fn sse_resumes_from_last_event_id() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn a_new_subscriber_gets_a_snapshot_then_the_changes_after_it() {
+    let app = TestApp::spawn().await;
+    let (_, created) = app.post("/missions", json!({"title": "snap"})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let r = app
+        .http
+        .post(app.url("/telemetry"))
+        .json(&json!({"spacecraftId": "SC-9", "timestamp": 1_700_000_000_000i64, "parameters": {"temp": 21.5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut ws = connect(&app, &app.token).await;
+    let topics = [format!("mission:{id}"), "telemetry:SC-9".to_owned()];
+    send(&mut ws, json!({"op": "subscribe", "topics": topics})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "subscribed");
+    let mission = next(&mut ws).await.unwrap();
+    assert_eq!(
+        (mission["type"].as_str(), mission["topic"].as_str()),
+        (Some("snapshot"), Some(topics[0].as_str())),
+        "{mission}"
+    );
+    assert_eq!(mission["data"]["title"], "snap");
+    let stamp = mission["position"].as_u64().unwrap();
+    assert!(stamp >= created["position"].as_u64().unwrap(), "{mission}");
+    let telemetry = next(&mut ws).await.unwrap();
+    assert_eq!(telemetry["type"], "snapshot", "{telemetry}");
+    assert_eq!(
+        telemetry["data"]["parameters"]["temp"]["value"], 21.5,
+        "{telemetry}"
+    );
+    // Then the change after the snapshot, no gap.
+    let (s, changed) = app
+        .patch(&format!("/missions/{id}"), json!({"progress": 10}))
+        .await;
+    assert_eq!(s, 200, "{changed}");
+    let delta = next(&mut ws).await.unwrap();
+    assert_eq!(
+        (delta["type"].as_str(), delta["position"].as_u64()),
+        (Some("event"), changed["position"].as_u64()),
+        "{delta}"
+    );
+    assert!(delta["position"].as_u64().unwrap() > stamp);
+}

@@ -48,8 +48,69 @@ fn error_frame(message: impl Into<String>) -> String {
     json!({"type": "error", "message": message.into()}).to_string()
 }
 
-/// One client message: the reply to send, if any.
-async fn handle(client: &Client, text: &str) -> Result<Option<String>, String> {
+/// Largest number of active alarms an `alarms` snapshot carries.
+const SNAPSHOT_ALARMS: i64 = 500;
+
+/// The current state of each topic that has one (an entity, the active alarms, a spacecraft's
+/// latest values), read once its read model has applied `live` (the position after which the
+/// connection's frames are live): `{"type":"snapshot","topic","position","data"}`. Everything
+/// up to `position` is in the snapshot; frames after it follow (some may already be reflected:
+/// applying them again is harmless for state). `stale: true` when the read model did not reach
+/// `live` within the read wait. Collections (`missions`, `agents`, `comments`, `system`) have no
+/// snapshot: list them over HTTP with `minPosition`.
+async fn snapshots(state: &AppState, topics: &[Topic], live: mc_relay::Positions) -> Vec<String> {
+    let mut out = Vec::new();
+    for topic in topics {
+        let (projection, wanted) = match topic {
+            Topic::Mission(_) => ("missions", live.events),
+            Topic::Agent(_) => ("agents", live.events),
+            Topic::Alarms => ("alarms", live.events),
+            Topic::Telemetry(_) => (mc_telemetry::STORE, live.telemetry),
+            _ => continue,
+        };
+        let Ok(fresh) = crate::read::wait(state, projection, Some(wanted)).await else {
+            continue;
+        };
+        let data = match topic {
+            Topic::Mission(id) => mc_projections::missions::get(&state.pool, *id)
+                .await
+                .map(|r| json!(r)),
+            Topic::Agent(id) => mc_projections::agents::get(&state.pool, *id)
+                .await
+                .map(|r| json!(r)),
+            Topic::Alarms => {
+                let filter = mc_projections::alarms::AlarmFilter {
+                    state: Some("ACTIVE".into()),
+                    spacecraft_id: None,
+                    parameter: None,
+                    severity: None,
+                    kind: None,
+                };
+                mc_projections::alarms::list(&state.pool, &filter, None, SNAPSHOT_ALARMS)
+                    .await
+                    .map(|r| json!(r))
+            }
+            Topic::Telemetry(sc) => mc_telemetry::read::latest(&state.pool, sc).await.map(|rows| {
+                let parameters: serde_json::Map<String, Value> = rows
+                    .into_iter()
+                    .map(|r| (r.parameter, json!({"value": r.value, "timestamp": r.ts, "position": r.position})))
+                    .collect();
+                json!({"spacecraftId": sc, "parameters": parameters})
+            }),
+            _ => continue,
+        };
+        let Ok(data) = data else { continue };
+        let mut frame = json!({"type": "snapshot", "topic": topic.to_string(), "position": fresh.position, "data": data});
+        if fresh.stale {
+            frame["stale"] = json!(true);
+        }
+        out.push(frame.to_string());
+    }
+    out
+}
+
+/// One client message: the replies to send.
+async fn handle(state: &AppState, client: &Client, text: &str) -> Result<Vec<String>, String> {
     if !mc_domain::values::json_nesting_within(text.as_bytes(), 8) {
         return Err("message nested too deeply".into());
     }
@@ -70,7 +131,7 @@ async fn handle(client: &Client, text: &str) -> Result<Option<String>, String> {
         Topic::parse_all(&names).map_err(|e| e.0)
     };
     match op {
-        "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
+        "ping" => Ok(vec![json!({"type": "pong"}).to_string()]),
         "subscribe" => {
             let topics = topics()?;
             let since: Option<Since> =
@@ -80,25 +141,27 @@ async fn handle(client: &Client, text: &str) -> Result<Option<String>, String> {
                         "since must be a position or {\"events\":n,\"telemetry\":m}"
                     })?),
                 };
+            let resumed = since.is_some();
             let positions = client
                 .subscribe(&topics, since)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Some(
-                json!({"type": "subscribed",
-                       "topics": topics.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                       "positions": {"events": positions.events, "telemetry": positions.telemetry}})
-                .to_string(),
-            ))
+            let mut replies = vec![json!({"type": "subscribed",
+                   "topics": topics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                   "positions": {"events": positions.events, "telemetry": positions.telemetry}})
+            .to_string()];
+            // A resuming client has its state; a new one gets a snapshot, then the deltas.
+            if !resumed {
+                replies.extend(snapshots(state, &topics, positions).await);
+            }
+            Ok(replies)
         }
         "unsubscribe" => {
             let topics = topics()?;
             client.unsubscribe(&topics);
-            Ok(Some(
-                json!({"type": "unsubscribed",
-                       "topics": topics.iter().map(ToString::to_string).collect::<Vec<_>>()})
-                .to_string(),
-            ))
+            Ok(vec![json!({"type": "unsubscribed",
+                   "topics": topics.iter().map(ToString::to_string).collect::<Vec<_>>()})
+            .to_string()])
         }
         other => Err(format!(
             "unknown op {:?}: expected subscribe, unsubscribe or ping",
@@ -153,16 +216,18 @@ async fn session(state: AppState, caller: Principal, mut socket: WebSocket) {
                     }
                 };
                 heard = Instant::now();
-                let reply = match handle(&client, text.as_str()).await {
-                    Ok(reply) => reply,
+                let replies = match handle(&state, &client, text.as_str()).await {
+                    Ok(replies) => replies,
                     Err(message) => {
                         errors += 1;
-                        Some(error_frame(message))
+                        vec![error_frame(message)]
                     }
                 };
-                if let Some(reply) = reply {
-                    if socket.send(Message::Text(reply.into())).await.is_err() { break }
+                let mut gone = false;
+                for reply in replies {
+                    if socket.send(Message::Text(reply.into())).await.is_err() { gone = true; break }
                 }
+                if gone { break }
                 if errors > MAX_ERRORS { close(&mut socket, 1008, "too many bad messages").await; break }
             }
             out = client.next() => match out {
