@@ -63,6 +63,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Many WebSocket clients on `missions` against a running server: delivered frames/s,
+    /// latency from commit to receipt, server memory (scripts/bench/fanout.sh runs it).
+    Fanout(crate::fanout::FanoutArgs),
     /// Append synthetic agent registrations straight to MC_EVENTS (for rebuild and projection
     /// benchmarks; never against a production log).
     Seed {
@@ -209,6 +212,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
             Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
+            Command::Bench(BenchCommand::Fanout(args)) => crate::fanout::run(args).await,
             Command::Bench(BenchCommand::Seed { events, nats }) => {
                 crate::bench::seed(&nats, events).await
             }

@@ -3,6 +3,7 @@
 mod auth_args;
 mod bench;
 mod cli;
+mod fanout;
 mod nats;
 mod telemetry;
 mod tokens;

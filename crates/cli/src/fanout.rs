@@ -1,0 +1,226 @@
+//! `mission-control bench fanout`: many WebSocket clients on one topic against a running
+//! server; commands published at a fixed rate; reports delivered frames/s, latency from the
+//! command's commit (`occurredAt`) to receipt, and the server's memory. Bounded in count and
+//! time; loopback only by intent (see scripts/bench/fanout.sh).
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args)]
+pub struct FanoutArgs {
+    /// Base URL of the HTTP API.
+    #[arg(long, env = "MC_API_URL", default_value = "http://127.0.0.1:8080")]
+    api_url: String,
+    /// An admin or operator token (never printed).
+    #[arg(long, env = "MC_TOKEN", hide_env_values = true)]
+    token: String,
+    /// WebSocket clients, all on the `missions` topic.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    clients: u32,
+    /// Missions created (one event each).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    events: u32,
+    /// Missions created per second.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+}
+
+#[derive(Default)]
+struct Received {
+    latencies_us: Vec<u64>,
+    complete: u32,
+    closed: u32,
+    lagged: u32,
+    last_at: Option<Instant>,
+}
+
+async fn rss(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let body: Value = http
+        .get(format!("{base}/health/detailed"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["memory"]["rssBytes"].as_u64()
+}
+
+pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
+    if args.rate == 0 {
+        bail!("--rate must be at least 1");
+    }
+    let base = args.api_url.trim_end_matches('/').to_owned();
+    let ws_url = format!(
+        "{}/api/v1/ws?access_token={}",
+        base.replacen("http", "ws", 1),
+        args.token
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", args.token).parse()?,
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()?;
+    let rss_idle = rss(&http, &base).await;
+    let received = Arc::new(Mutex::new(Received::default()));
+    let expected = args.events as usize;
+    // Connect and subscribe every client before the first command.
+    let started = Instant::now();
+    let sockets: Vec<_> = futures::stream::iter(0..args.clients)
+        .map(|_| {
+            let url = ws_url.clone();
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+                ws.send(Message::Text(
+                    json!({"op": "subscribe", "topics": ["missions"]})
+                        .to_string()
+                        .into(),
+                ))
+                .await?;
+                while let Some(m) = ws.next().await {
+                    if let Message::Text(t) = m? {
+                        if t.contains("\"subscribed\"") {
+                            return Ok::<_, anyhow::Error>(ws);
+                        }
+                    }
+                }
+                bail!("closed before subscribing")
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .context("connect the websocket clients")?;
+    eprintln!(
+        "{} clients subscribed in {:.1} s",
+        sockets.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let rss_connected = rss(&http, &base).await;
+    let deadline = Duration::from_secs_f64(f64::from(args.events) / f64::from(args.rate))
+        + Duration::from_secs(30);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            let received = received.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::with_capacity(expected);
+                let mut closed = false;
+                let mut lagged = false;
+                let read = async {
+                    while mine.len() < expected {
+                        match ws.next().await {
+                            Some(Ok(Message::Text(t))) => {
+                                let Ok(frame) = serde_json::from_str::<Value>(&t) else {
+                                    continue;
+                                };
+                                match frame["type"].as_str() {
+                                    Some("event") => {
+                                        let at =
+                                            frame["data"]["occurredAt"].as_str().and_then(|s| {
+                                                chrono::DateTime::parse_from_rfc3339(s).ok()
+                                            });
+                                        let now = chrono::Utc::now();
+                                        mine.push(at.map_or(0, |at| {
+                                            (now - at.with_timezone(&chrono::Utc))
+                                                .num_microseconds()
+                                                .unwrap_or(0)
+                                                .max(0)
+                                                as u64
+                                        }));
+                                    }
+                                    Some("lagged") => lagged = true,
+                                    _ => {}
+                                }
+                            }
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                                closed = true;
+                                break;
+                            }
+                            Some(Ok(_)) => {}
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(deadline, read).await;
+                let mut r = received.lock().await;
+                r.complete += u32::from(mine.len() == expected);
+                r.closed += u32::from(closed);
+                r.lagged += u32::from(lagged);
+                r.latencies_us.extend(mine);
+                r.last_at = Some(Instant::now());
+            })
+        })
+        .collect();
+    // Publish at the rate: one mission per tick, a few in flight.
+    let publish_started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
+    let mut failed = 0u32;
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    for i in 0..args.events {
+        tick.tick().await;
+        let http = http.clone();
+        let url = format!("{base}/api/v1/missions");
+        inflight.push(async move {
+            http.post(url)
+                .json(&json!({"title": format!("fanout-{i}")}))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+        });
+        while inflight.len() > 32 {
+            if !matches!(inflight.next().await, Some(Ok(true))) {
+                failed += 1;
+            }
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        if !matches!(r, Ok(true)) {
+            failed += 1;
+        }
+    }
+    let published = publish_started.elapsed();
+    for r in readers {
+        let _ = r.await;
+    }
+    let rss_after = rss(&http, &base).await;
+    let mut r = received.lock().await;
+    let delivered = r.latencies_us.len();
+    let span = r.last_at.map_or(published, |t| t - publish_started);
+    r.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        let l = &r.latencies_us;
+        if l.is_empty() {
+            return 0.0;
+        }
+        l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+    };
+    let summary = json!({
+        "clients": args.clients,
+        "events": args.events,
+        "ratePerSecond": args.rate,
+        "publishFailed": failed,
+        "framesDelivered": delivered,
+        "framesExpected": args.clients as usize * expected,
+        "deliveredPerSecond": (delivered as f64 / span.as_secs_f64()).round(),
+        "latencyMs": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "clientsComplete": r.complete,
+        "clientsClosed": r.closed,
+        "clientsLagged": r.lagged,
+        "serverRssBytes": {"idle": rss_idle, "connected": rss_connected, "after": rss_after},
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
