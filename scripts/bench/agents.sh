@@ -29,8 +29,13 @@ trap cleanup EXIT
 
 "$MC_NATS_SERVER_BIN" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
 nats_pid=$!
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_DATABASE_URL="$dburl" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn \
+# An admin API token for every request below (wrk's register-agents.lua reads MC_TOKEN); never printed.
+MC_TOKEN=$(MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_LOG=warn target/release/mission-control tokens create --name bench-agents --role admin --quiet)
+export MC_TOKEN
+# MC_WRITE_RATE=0: a load test measures throughput, not the per-principal write limit.
+MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_DATABASE_URL="$dburl" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn MC_WRITE_RATE=0 \
   target/release/mission-control serve 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/health/ready" >/dev/null && break; sleep 0.2; done
@@ -41,7 +46,7 @@ wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench/register-agents.lua "
 
 start=$(date +%s.%N)
 while :; do
-  lag=$(curl -s "http://127.0.0.1:$http_port/health/detailed" | python3 -c 'import sys,json;d=json.load(sys.stdin);print(max(p["lagEvents"] or 0 for p in d["projections"]))')
+  lag=$(curl -s -H "Authorization: Bearer $MC_TOKEN" "http://127.0.0.1:$http_port/health/detailed" | python3 -c 'import sys,json;d=json.load(sys.stdin);print(max(p["lagEvents"] or 0 for p in d["projections"]))')
   [[ $lag == 0 ]] && break
   sleep 0.1
 done

@@ -87,7 +87,11 @@ http_run() { # mode connections
   dbs+=("$db")
   psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
   http_port=$(free_port)
-  MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_DATABASE_URL="${admin%/*}/$db" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn \
+  # An admin API token for wrk (register-agents.lua reads MC_TOKEN); never printed.
+  MC_TOKEN=$(MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_LOG=warn "$BIN" tokens create --name bench-fsync --role admin --quiet)
+  export MC_TOKEN
+  # MC_WRITE_RATE=0: a load test measures throughput, not the per-principal write limit.
+  MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_DATABASE_URL="${admin%/*}/$db" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn MC_WRITE_RATE=0 \
     "$BIN" serve 2>"$work/serve.log" &
   server_pid=$!
   for _ in $(seq 150); do curl -sf "http://127.0.0.1:$http_port/health/ready" >/dev/null && break; sleep 0.2; done

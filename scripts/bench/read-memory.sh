@@ -18,16 +18,22 @@ db=mc_mem_$$; admin=$MC_TEST_DATABASE_URL; dburl=${admin%/*}/$db; api=http://127
 cleanup() { kill $sp $np 2>/dev/null; wait $sp $np 2>/dev/null; psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; rm -rf $work; }
 trap cleanup EXIT
 "$MC_NATS_SERVER_BIN" -a 127.0.0.1 -p $port -js -sd $work/js >/dev/null 2>&1 & np=$!
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 psql "$admin" -qc "CREATE DATABASE $db"
-MC_NATS_URL=nats://127.0.0.1:$port MC_DATABASE_URL=$dburl MC_HTTP_ADDR=127.0.0.1:$hp MC_LOG=warn "$bin" serve 2>$work/serve.log & sp=$!
+# An admin API token; the Python clients below read MC_TOKEN and send it on every request (never printed).
+MC_TOKEN=$(MC_NATS_URL=nats://127.0.0.1:$port MC_LOG=warn "$bin" tokens create --name bench-read-memory --role admin --quiet)
+export MC_TOKEN
+# MC_WRITE_RATE=0: a load test measures throughput, not the per-principal write limit.
+MC_NATS_URL=nats://127.0.0.1:$port MC_DATABASE_URL=$dburl MC_HTTP_ADDR=127.0.0.1:$hp MC_LOG=warn MC_WRITE_RATE=0 "$bin" serve 2>$work/serve.log & sp=$!
 for _ in $(seq 100); do curl -sf $api/health/ready >/dev/null && break; sleep 0.2; done
 kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/$sp/status; }
 echo "idle: VmRSS $(kb VmRSS) kB"
 python3 - "$api/api/v1" <<'PY'
-import json, sys, time, urllib.request
+import json, os, sys, time, urllib.request
 base = sys.argv[1]
+auth = {"authorization": "Bearer " + os.environ["MC_TOKEN"]}
 def post(path, body):
-    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"content-type": "application/json"})
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"content-type": "application/json", **auth})
     return json.load(urllib.request.urlopen(req))
 for i in range(200):
     post("/agents", {"name": f"agent-{i}", "description": "x" * 600})
@@ -41,8 +47,9 @@ echo "seeded: VmRSS $(kb VmRSS) kB"
 load() {
 # 50 workers take the 10,000 requests from one counter: bounded in count, stops by itself.
 python3 - "$api" <<'PY'
-import sys, threading, time, urllib.request
+import os, sys, threading, time, urllib.request
 api = sys.argv[1]
+auth = {"authorization": "Bearer " + os.environ["MC_TOKEN"]}
 paths = ["/api/v1/telemetry?spacecraftId=SC-MEM&limit=500", "/api/v1/agents?limit=200",
          "/api/v1/telemetry/latest?spacecraftId=SC-MEM"]
 analyze = "/api/v1/telemetry/analyze?spacecraftId=SC-MEM&limit=10000"
@@ -57,7 +64,7 @@ def worker():
         path = analyze if n % 20 == 0 else paths[n % len(paths)]
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(api + path, timeout=60) as r:
+            with urllib.request.urlopen(urllib.request.Request(api + path, headers=auth), timeout=60) as r:
                 r.read()
                 status = r.status
         except urllib.error.HTTPError as e:

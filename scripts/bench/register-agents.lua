@@ -1,4 +1,11 @@
 -- wrk script: POST /api/v1/agents with a unique name per request, counting statuses.
+-- Sends `Authorization: Bearer $MC_TOKEN` (an operator or admin API token; never printed).
+local token = os.getenv("MC_TOKEN")
+if token == nil or token == "" then
+  io.stderr:write("register-agents.lua: set MC_TOKEN to an operator or admin API token\n")
+  os.exit(1)
+end
+local request_headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -17,7 +24,7 @@ end
 request = function()
   counter = counter + 1
   local body = string.format('{"name":"bench-%d-%d-%d","capabilities":["scan"]}', tid, counter, math.random(1, 1000000000))
-  return wrk.format("POST", "/api/v1/agents", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/api/v1/agents", request_headers, body)
 end
 
 response = function(status, headers, body)

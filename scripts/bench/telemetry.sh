@@ -57,12 +57,12 @@ server_alive() {
 # The telemetry consumers' standing: the stream head and each consumer's position and lag.
 standing() {
   local body
-  body=$(curl -s --max-time 5 "$api/api/v1/projections" || true)
+  body=$(curl -s --max-time 5 "${auth[@]}" "$api/api/v1/projections" || true)
   jq -c '{telemetryHead, telemetry: [.telemetry[] | {name, position, lagMessages, lagSeconds}]}'     <<<"$body" 2>/dev/null || echo '{"error":"GET /api/v1/projections failed"}'
 }
 # Every telemetry consumer has reached the stream head.
 drained() {
-  curl -s --max-time 5 "$api/api/v1/projections" | jq -e '.telemetryHead as $h
+  curl -s --max-time 5 "${auth[@]}" "$api/api/v1/projections" | jq -e '.telemetryHead as $h
     | $h != null and (.telemetry | length > 0) and all(.telemetry[]; .position == $h)'     >/dev/null 2>&1
 }
 sql() { psql "$dburl" -tAc "$1" 2>/dev/null || echo "n/a"; }
@@ -83,7 +83,11 @@ cpu_postgres() {
 nats_pid=$!
 for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-MC_NATS_URL="$nats_url" MC_DATABASE_URL="$dburl" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn \
+# An admin API token, sent on every API request (never printed).
+MC_TOKEN=$(MC_NATS_URL="$nats_url" MC_LOG=warn "$bin" tokens create --name bench-telemetry --role admin --quiet)
+auth=(-H "Authorization: Bearer $MC_TOKEN")
+# MC_WRITE_RATE=0: a load test measures throughput, not the per-principal write limit.
+MC_NATS_URL="$nats_url" MC_DATABASE_URL="$dburl" MC_HTTP_ADDR="127.0.0.1:$http_port" MC_LOG=warn MC_WRITE_RATE=0 \
   "$bin" serve 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "$api/health/ready" >/dev/null && break; sleep 0.2; done
@@ -94,15 +98,15 @@ curl -sf "$api/health/ready" >/dev/null || { cat "$work/serve.log" >&2; exit 1; 
 echo "bench: registering $SPACECRAFT spacecraft with limits on p000" >&2
 for i in $(seq 1 "$SPACECRAFT"); do
   id=$(printf 'SC-%03d' "$i")
-  curl -sf -X POST "$api/api/v1/spacecraft" -H 'content-type: application/json' \
+  curl -sf "${auth[@]}" -X POST "$api/api/v1/spacecraft" -H 'content-type: application/json' \
     -d "{\"id\":\"$id\",\"name\":\"$id\"}" >/dev/null || echo "bench: warning: cannot register $id" >&2
-  curl -sf -X PUT "$api/api/v1/spacecraft/$id/config" -H 'content-type: application/json' \
+  curl -sf "${auth[@]}" -X PUT "$api/api/v1/spacecraft/$id/config" -H 'content-type: application/json' \
     -d '{"parameters":{"p000":{"warnHigh":50,"critHigh":100}}}' >/dev/null ||
     echo "bench: warning: cannot set the limits of $id" >&2
 done
 # Let the projections (the limits the anomaly consumer reads) catch up, briefly.
 for _ in $(seq 100); do
-  lag=$(curl -s "$api/api/v1/projections" | jq '[.projections[].lagEvents // 0] | max // 0' 2>/dev/null || echo 1)
+  lag=$(curl -s "${auth[@]}" "$api/api/v1/projections" | jq '[.projections[].lagEvents // 0] | max // 0' 2>/dev/null || echo 1)
   [[ $lag == 0 ]] && break
   sleep 0.1
 done
