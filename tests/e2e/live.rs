@@ -82,6 +82,8 @@ async fn the_websocket_needs_a_token_and_delivers_events_in_order() {
     }
     send(&mut ws, json!({"op": "ping"})).await;
     assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("mc_relay_clients{} 1"), "{metrics}");
 }
 
 #[tokio::test]

@@ -340,6 +340,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
             },
         );
     }
+    let relay = state.relay.stats();
+    mc_metrics::gauge(
+        "mc_relay_clients",
+        "Live clients (WebSocket and SSE) connected to this process.",
+        &[],
+        relay.clients as f64,
+    );
+    for stream in mc_relay::StreamKind::ALL {
+        mc_metrics::gauge(
+            "mc_relay_position",
+            "Last stream position the relay fanned out to its clients.",
+            &[("stream", stream.as_str())],
+            relay.positions.get(stream) as f64,
+        );
+    }
     if let Some(h) = head {
         mc_metrics::gauge(
             "mc_stream_last_sequence",
