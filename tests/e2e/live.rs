@@ -260,6 +260,21 @@ async fn a_new_subscriber_gets_a_snapshot_then_the_changes_after_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+    // Stored before anyone subscribes: the snapshot must show it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !app
+        .get_json("/telemetry/latest?spacecraftId=SC-9")
+        .await
+        .1
+        .to_string()
+        .contains("temp")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "telemetry never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut ws = connect(&app, &app.token).await;
     let topics = [format!("mission:{id}"), "telemetry:SC-9".to_owned()];
     send(&mut ws, json!({"op": "subscribe", "topics": topics})).await;
