@@ -114,15 +114,20 @@ async fn the_cluster_forms_with_route_logins_and_enforces_permissions_on_every_n
 
     let service = login(&nodes[0], "mission-control", PASSWORDS[0].1).await;
     let js = async_nats::jetstream::new(service.clone());
-    provision(
-        &js,
-        &ProvisionOptions {
-            replicas: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("R3 streams over authenticated routes");
+    // Creating R3 streams needs every node's vote: on a busy 2-core machine a request may time
+    // out while the group settles, so retry (provisioning is idempotent) within a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let options = ProvisionOptions {
+        replicas: 3,
+        ..Default::default()
+    };
+    while let Err(e) = provision(&js, &options).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "R3 streams over authenticated routes: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let mut telemetry = service
         .subscribe("mc.telemetry.>")
         .await
