@@ -307,3 +307,71 @@ async fn a_new_subscriber_gets_a_snapshot_then_the_changes_after_it() {
     );
     assert!(delta["position"].as_u64().unwrap() > stamp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_websocket_client_gets_lagged_while_another_gets_everything() {
+    let app = TestApp::spawn().await;
+    let topic = json!({"op": "subscribe", "topics": ["telemetry:SC-LAG"]});
+    let mut slow = connect(&app, &app.token).await;
+    send(&mut slow, topic.clone()).await;
+    assert_eq!(next(&mut slow).await.unwrap()["type"], "subscribed");
+    let mut fast = connect(&app, &app.token).await;
+    send(&mut fast, topic).await;
+    assert_eq!(next(&mut fast).await.unwrap()["type"], "subscribed");
+    // The fast client reads everything as it comes.
+    const N: usize = 4000;
+    let reader = tokio::spawn(async move {
+        let mut positions = Vec::with_capacity(N);
+        while positions.len() < N {
+            let f = next(&mut fast).await.expect("fast client closed");
+            if f["type"] == "telemetry" {
+                positions.push(f["position"].as_u64().unwrap());
+            }
+        }
+        positions
+    });
+    // ~4 KB per snapshot, 16 MB in all: more than the slow client's queue and socket buffers.
+    let js = async_nats::jetstream::new(app.nats.client().await);
+    let parameters: serde_json::Map<String, Value> = (0..200)
+        .map(|i| (format!("p{i:03}"), json!(i as f64 + 0.5)))
+        .collect();
+    let mut acks = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut p = parameters.clone();
+        p.insert("seq".into(), json!(i));
+        let body = json!({"timestamp": 1_700_000_000_000i64 + i as i64, "parameters": p});
+        acks.push(
+            js.publish("mc.telemetry.SC-LAG", body.to_string().into())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut last = 0;
+    for ack in acks {
+        last = ack.await.unwrap().sequence;
+    }
+    let positions = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the fast client fell behind")
+        .unwrap();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(positions.len(), N);
+    assert_eq!(*positions.last().unwrap(), last);
+    // The slow client now reads: it was told what was coalesced, and ends on the latest value.
+    let mut dropped = 0;
+    loop {
+        let f = next(&mut slow).await.expect("slow client closed");
+        match f["type"].as_str() {
+            Some("lagged") => dropped += f["dropped"].as_u64().unwrap(),
+            Some("telemetry") if f["position"].as_u64() == Some(last) => {
+                assert!(
+                    f.to_string().contains(&format!("\"seq\":{}", N - 1)),
+                    "latest value"
+                );
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(dropped > 0, "the slow client was never told it lagged");
+}
