@@ -444,6 +444,8 @@ impl CuttableRelay {
 #[tokio::test]
 async fn queries_fail_fast_while_postgres_is_down() {
     let nats = NatsServer::start().await;
+    // Issued before the server starts (and provisions the streams its own way).
+    let token = crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await;
     let db = TestDb::new().await;
     // The database URL, pointed through the relay.
     let url = reqwest::Url::parse(db.url()).unwrap();
@@ -462,9 +464,7 @@ async fn queries_fail_fast_while_postgres_is_down() {
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
     let _server = tokio::spawn(app.run(shutdown.clone()));
-    let http = crate::helpers::authorized(
-        &crate::helpers::issue_token(&nats.url(), "test-admin", "admin", &[]).await,
-    );
+    let http = crate::helpers::authorized(&token);
     wait_ready(&http, &base).await;
     let r = http
         .get(format!("{base}/api/v1/agents"))

@@ -307,3 +307,90 @@ async fn a_new_subscriber_gets_a_snapshot_then_the_changes_after_it() {
     );
     assert!(delta["position"].as_u64().unwrap() > stamp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_websocket_client_gets_lagged_while_another_gets_everything() {
+    let app = TestApp::spawn().await;
+    let topic = json!({"op": "subscribe", "topics": ["telemetry:SC-LAG"]});
+    let mut slow = connect(&app, &app.token).await;
+    send(&mut slow, topic.clone()).await;
+    assert_eq!(next(&mut slow).await.unwrap()["type"], "subscribed");
+    let mut fast = connect(&app, &app.token).await;
+    send(&mut fast, topic).await;
+    assert_eq!(next(&mut fast).await.unwrap()["type"], "subscribed");
+    // The fast client reads everything as it comes.
+    const N: usize = 4000;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    let reader = tokio::spawn(async move {
+        let mut positions = Vec::with_capacity(N);
+        while positions.len() < N {
+            let f = next(&mut fast).await.expect("fast client closed");
+            assert_ne!(
+                f["type"], "lagged",
+                "the client that keeps up was coalesced"
+            );
+            if f["type"] == "telemetry" {
+                positions.push(f["position"].as_u64().unwrap());
+                counter.store(positions.len(), std::sync::atomic::Ordering::Release);
+            }
+        }
+        positions
+    });
+    // ~4 KB per snapshot, 16 MB in all: more than the slow client's queue and socket buffers.
+    let js = async_nats::jetstream::new(app.nats.client().await);
+    let parameters: serde_json::Map<String, Value> = (0..200)
+        .map(|i| (format!("p{i:03}"), json!(i as f64 + 0.5)))
+        .collect();
+    // In bursts of 200 that the fast client keeps up with (a 2-core machine running a whole
+    // test suite is slow to read too); the slow one reads nothing meanwhile.
+    let mut last = 0;
+    for burst in 0..N / 200 {
+        let mut acks = Vec::with_capacity(200);
+        for i in burst * 200..(burst + 1) * 200 {
+            let mut p = parameters.clone();
+            p.insert("seq".into(), json!(i));
+            let body = json!({"timestamp": 1_700_000_000_000i64 + i as i64, "parameters": p});
+            acks.push(
+                js.publish("mc.telemetry.SC-LAG", body.to_string().into())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for ack in acks {
+            last = ack.await.unwrap().sequence;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.load(std::sync::atomic::Ordering::Acquire) < (burst + 1) * 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fast client did not keep up"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let positions = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the fast client fell behind")
+        .unwrap();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(positions.len(), N);
+    assert_eq!(*positions.last().unwrap(), last);
+    // The slow client now reads: it was told what was coalesced, and ends on the latest value.
+    let mut dropped = 0;
+    loop {
+        let f = next(&mut slow).await.expect("slow client closed");
+        match f["type"].as_str() {
+            Some("lagged") => dropped += f["dropped"].as_u64().unwrap(),
+            Some("telemetry") if f["position"].as_u64() == Some(last) => {
+                assert!(
+                    f.to_string().contains(&format!("\"seq\":{}", N - 1)),
+                    "latest value"
+                );
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(dropped > 0, "the slow client was never told it lagged");
+}

@@ -236,11 +236,17 @@ impl HubInner {
 async fn consume(inner: Arc<HubInner>, stream: StreamKind) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        let before = inner.positions[stream.index()].load(Ordering::Acquire);
         match consume_once(&inner, stream).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(stream = stream.as_str(), error = %e, "relay consumer failed; retrying")
             }
+        }
+        // A consumer that delivered before failing starts the backoff over: live clients must
+        // not wait seconds because of failures long ago.
+        if inner.positions[stream.index()].load(Ordering::Acquire) > before {
+            backoff = Duration::from_millis(100);
         }
         tokio::select! {
             _ = inner.cancel.cancelled() => return,
