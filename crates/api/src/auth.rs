@@ -5,7 +5,7 @@
 
 use crate::problem::ApiError;
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Query, Request, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
@@ -15,6 +15,7 @@ use axum::routing::{on, MethodFilter};
 use axum::Router;
 use mc_auth::table::{self, Access};
 use mc_auth::Principal;
+use std::collections::HashMap;
 
 /// The authenticated principal of a request, for handlers.
 #[derive(Debug, Clone)]
@@ -87,42 +88,14 @@ pub const LIVE_ROUTES: &[&str] = &[
     "/api/v1/task-runs/{id}/events/stream",
 ];
 
-/// The `access_token` query parameter of a GET on a live route.
+/// The `access_token` query parameter of a GET on a live route (decoded as axum's `Query`
+/// decodes every query string).
 fn live_token(req: &Request, path: &str) -> Option<String> {
     if req.method() != Method::GET || !LIVE_ROUTES.contains(&path) {
         return None;
     }
-    req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "access_token")
-            .map(|(_, v)| percent_decode(v))
-    })
-}
-
-/// `%XX` and `+` decoding of a query value (tokens are plain ASCII; anything odd stays as is
-/// and fails authentication).
-fn percent_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let escaped = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (escaped, b[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, byte) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let Query(mut params) = Query::<HashMap<String, String>>::try_from_uri(req.uri()).ok()?;
+    params.remove("access_token")
 }
 
 /// One route of the router's table.
@@ -187,16 +160,5 @@ impl Routes {
 
     pub fn into_parts(self) -> (Router<AppState>, Vec<Route>) {
         (self.router, self.table)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_percent_decoded() {
-        assert_eq!(
-            super::percent_decode("mc_ab%5Fcd+x%zz%4"),
-            "mc_ab_cd x%zz%4"
-        );
     }
 }

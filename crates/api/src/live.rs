@@ -256,8 +256,6 @@ struct StreamQuery {
     topics: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<String>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// SSE ids are `<events position>-<telemetry position>`: what the client has seen of each.
@@ -335,9 +333,12 @@ async fn sse(
                                     seen.insert(stream, frame.position);
                                 }
                                 let id = format!("{}-{}", seen[&StreamKind::Events], seen[&StreamKind::Telemetry]);
-                                let kind = serde_json::from_str::<Value>(&frame.text).ok()
-                                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
-                                    .unwrap_or_else(|| "message".into());
+                                // The frame's `type`, known from its stream without decoding it.
+                                let kind = match frame.stream {
+                                    Some(StreamKind::Events) => "event",
+                                    Some(StreamKind::Telemetry) => "telemetry",
+                                    None => "lagged",
+                                };
                                 let event = Event::default().id(id).event(kind).data(frame.text.as_ref());
                                 Some((Ok::<_, std::convert::Infallible>(event), (client, seen, revocations, state, caller, false)))
                             }

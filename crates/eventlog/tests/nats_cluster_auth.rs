@@ -181,10 +181,21 @@ async fn the_cluster_forms_with_route_logins_and_enforces_permissions_on_every_n
 
     // An agent on node 3 reaches the service on node 1 by request-reply, and nothing else.
     let agent = login(&nodes[2], "mc-agent", PASSWORDS[1].1).await;
-    let reply = agent
-        .request("mc.cmd.agent.register", "{}".into())
-        .await
-        .expect("command reply across the cluster");
+    // The service's interest reaches node 3 over the routes a moment after it subscribed:
+    // "no responders" until then.
+    let deadline = std::time::Instant::now() + WAIT;
+    let reply = loop {
+        match agent.request("mc.cmd.agent.register", "{}".into()).await {
+            Ok(reply) => break reply,
+            Err(e)
+                if e.kind() == async_nats::RequestErrorKind::NoResponders
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("command reply across the cluster: {e}"),
+        }
+    };
     assert_eq!(&reply.payload[..], b"done");
     let ajs = async_nats::jetstream::context::ContextBuilder::new()
         .timeout(Duration::from_secs(1))

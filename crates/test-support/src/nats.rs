@@ -98,24 +98,8 @@ impl NatsServer {
             self.launch();
             return self.wait_healthy().await;
         }
-        // In the store directory (removed with it), beside the `jetstream/` JetStream keeps there.
-        let config = self.store.path().join("nats-server.conf");
-        std::fs::write(&config, CONFIG).expect("write nats-server config");
-        let child = Command::new(binary())
-            .arg("-c")
-            .arg(&config)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-m",
-                &self.monitor_port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
+        let child = self
+            .command(CONFIG)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
@@ -136,18 +120,16 @@ impl NatsServer {
         }
     }
 
-    /// Spawn the configured server (see [`NatsServer::configured`]) without waiting for it.
-    pub fn launch(&mut self) {
-        let custom = self
-            .custom
-            .as_ref()
-            .expect("launch is for a server made by NatsServer::configured");
-        let config = self.store.path().join("nats-server.conf");
-        std::fs::write(&config, &custom.config).expect("write nats-server config");
-        let log = std::fs::File::create(self.log_path()).expect("create nats-server log");
-        let child = Command::new(binary())
+    /// A nats-server command for `config` (written into the store directory, removed with it,
+    /// beside the `jetstream/` JetStream keeps there) on this server's ports, JetStream in the
+    /// store; stdout discarded.
+    fn command(&self, config: &str) -> Command {
+        let path = self.store.path().join("nats-server.conf");
+        std::fs::write(&path, config).expect("write nats-server config");
+        let mut command = Command::new(binary());
+        command
             .arg("-c")
-            .arg(&config)
+            .arg(&path)
             .args([
                 "-a",
                 "127.0.0.1",
@@ -159,8 +141,20 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .stdout(Stdio::null());
+        command
+    }
+
+    /// Spawn the configured server (see [`NatsServer::configured`]) without waiting for it.
+    pub fn launch(&mut self) {
+        let custom = self
+            .custom
+            .as_ref()
+            .expect("launch is for a server made by NatsServer::configured");
+        let log = std::fs::File::create(self.log_path()).expect("create nats-server log");
+        let child = self
+            .command(&custom.config)
             .envs(custom.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn nats-server");
