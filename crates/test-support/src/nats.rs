@@ -47,22 +47,14 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// How often a server whose ports another process took between [`free_port`] and its bind is
+/// started again on fresh ports (tests run in parallel processes, so a reserved port can go).
+const START_ATTEMPTS: usize = 5;
+
 impl NatsServer {
     /// Start a server and wait until JetStream answers.
     pub async fn start() -> Self {
-        let store = tempfile::Builder::new()
-            .prefix("mc-nats-")
-            .tempdir()
-            .expect("temporary store directory");
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-            monitor_port: free_port(),
-            store,
-            custom: None,
-        };
-        server.spawn().await;
-        server
+        Self::start_fresh(Self::reserve).await
     }
 
     /// Start a server with `config` (e.g. the project's `nats/nats-server.conf`) and these
@@ -72,7 +64,22 @@ impl NatsServer {
     /// credentials) answers 200; the server's log is in the store directory and is shown when it
     /// does not become ready.
     pub async fn start_with_config(config: &str, env: &[(&str, &str)]) -> Self {
-        let mut server = Self::configured(config, env);
+        Self::start_fresh(|| Self::configured(config, env)).await
+    }
+
+    /// Make a server with `make`, start it and wait for it; when it exits because one of its
+    /// ports was taken meanwhile, make another (fresh ports) and try again.
+    async fn start_fresh(make: impl Fn() -> Self) -> Self {
+        for _ in 1..START_ATTEMPTS {
+            let mut server = make();
+            server.launch();
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(failure) if failure.port_taken => continue,
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        let mut server = make();
         server.launch();
         server.wait_healthy().await;
         server
@@ -91,33 +98,6 @@ impl NatsServer {
                 .collect(),
         });
         server
-    }
-
-    async fn spawn(&mut self) {
-        if self.custom.is_some() {
-            self.launch();
-            return self.wait_healthy().await;
-        }
-        let child = self
-            .command(CONFIG)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(client) = async_nats::connect(self.url()).await {
-                let js = async_nats::jetstream::new(client);
-                if js.query_account().await.is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// A nats-server command for `config` (written into the store directory, removed with it,
@@ -145,16 +125,17 @@ impl NatsServer {
         command
     }
 
-    /// Spawn the configured server (see [`NatsServer::configured`]) without waiting for it.
+    /// Spawn the server (with its config from [`NatsServer::configured`], else the test
+    /// config) without waiting for it; its stderr goes to the log in the store directory.
     pub fn launch(&mut self) {
-        let custom = self
-            .custom
-            .as_ref()
-            .expect("launch is for a server made by NatsServer::configured");
         let log = std::fs::File::create(self.log_path()).expect("create nats-server log");
+        let (config, env) = match &self.custom {
+            Some(custom) => (custom.config.as_str(), custom.env.as_slice()),
+            None => (CONFIG, &[][..]),
+        };
         let child = self
-            .command(&custom.config)
-            .envs(custom.env.iter().map(|(k, v)| (k, v)))
+            .command(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(log)
             .spawn()
             .expect("spawn nats-server");
@@ -164,20 +145,30 @@ impl NatsServer {
     /// Wait until `/healthz` answers 200; panic with the server's log if it exits or takes
     /// longer than 20 s.
     pub async fn wait_healthy(&mut self) {
+        if let Err(failure) = self.wait_ready().await {
+            panic!("{failure}");
+        }
+    }
+
+    /// Wait until `/healthz` answers 200 (JetStream enabled and current), or the server exits,
+    /// or 20 s pass.
+    async fn wait_ready(&mut self) -> Result<(), StartFailure> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if self.healthz_ok() {
-                return;
+                return Ok(());
             }
             let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() >= deadline {
-                panic!(
-                    "nats-server did not become ready ({exited:?}); its log:\n{}",
-                    self.log()
-                );
+                let log = self.log();
+                return Err(StartFailure {
+                    port_taken: exited.is_some() && log.contains("address already in use"),
+                    exited,
+                    log,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -187,7 +178,7 @@ impl NatsServer {
         self.store.path().join("nats-server.log")
     }
 
-    /// What a server started with a config wrote to stderr (empty for [`NatsServer::start`]).
+    /// What the server wrote to stderr.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -244,7 +235,25 @@ impl NatsServer {
     /// Start it again on the same port and store.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        self.launch();
+        self.wait_healthy().await;
+    }
+}
+
+/// A server that did not become ready: it exited (perhaps because a port was taken) or timed out.
+struct StartFailure {
+    port_taken: bool,
+    exited: Option<std::process::ExitStatus>,
+    log: String,
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nats-server did not become ready ({:?}); its log:\n{}",
+            self.exited, self.log
+        )
     }
 }
 
