@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod archive;
 pub mod audit;
 pub mod comments;
+pub mod events;
 pub mod missions;
 pub mod spacecraft;
 mod support;
@@ -94,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "least privilege",
         include_str!("../../migrations/0013_least_privilege.sql"),
+    ),
+    (
+        14,
+        "audit queries",
+        include_str!("../../migrations/0014_audit_queries.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@
 mod agents;
 mod alarms;
 mod audit;
+mod audit_queries;
 mod comments;
 mod concurrency;
 mod helpers;

@@ -216,6 +216,17 @@ impl QueryParams {
         }
     }
 
+    /// A time: RFC 3339 or epoch milliseconds.
+    pub fn time(&mut self, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.parse(name, |s| {
+            let v = s.parse::<i64>().map_or_else(
+                |_| serde_json::Value::String(s.to_owned()),
+                serde_json::Value::from,
+            );
+            crate::spacecraft::parse_time(&v, name).map_err(|e| e.message)
+        })
+    }
+
     pub fn min_position(&mut self) -> Option<u64> {
         self.u64("minPosition", 0, i64::MAX as u64)
     }

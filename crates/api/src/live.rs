@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt;
 use mc_auth::{Credential, Principal};
 use mc_relay::{Client, Outgoing, Since, StreamKind, Topic};
 use serde::Deserialize;
@@ -26,6 +27,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Error frames a connection may cause before it is closed (1008).
 pub const MAX_ERRORS: u32 = 100;
+/// Most frames written to a socket with one flush (see [`write_batch`]).
+pub const WRITE_BATCH: usize = 64;
 /// Close code: the token was revoked or expired while connected.
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 
@@ -187,6 +190,31 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
+/// Write a batch from [`Client::next_batch`] with one flush (one write on the socket for what
+/// fits its buffer). False when the connection is over: closed by the relay, gone, or the batch
+/// was empty (the client finished).
+async fn write_batch(socket: &mut WebSocket, batch: Vec<Outgoing>) -> bool {
+    if batch.is_empty() {
+        return false;
+    }
+    for out in batch {
+        match out {
+            Outgoing::Frame(frame) => {
+                let text = Message::Text(frame.text.as_ref().into());
+                if socket.feed(text).await.is_err() {
+                    return false;
+                }
+            }
+            Outgoing::Close { code, reason } => {
+                let _ = socket.flush().await;
+                close(socket, code, &reason).await;
+                return false;
+            }
+        }
+    }
+    socket.flush().await.is_ok()
+}
+
 async fn session(state: AppState, caller: Principal, mut socket: WebSocket) {
     let client = state.relay.connect();
     let mut revocations = state.auth.tokens().revocations();
@@ -230,13 +258,9 @@ async fn session(state: AppState, caller: Principal, mut socket: WebSocket) {
                 if gone { break }
                 if errors > MAX_ERRORS { close(&mut socket, 1008, "too many bad messages").await; break }
             }
-            out = client.next() => match out {
-                Some(Outgoing::Frame(frame)) => {
-                    if socket.send(Message::Text(frame.text.as_ref().into())).await.is_err() { break }
-                }
-                Some(Outgoing::Close { code, reason }) => { close(&mut socket, code, &reason).await; break }
-                None => break,
-            },
+            batch = client.next_batch(WRITE_BATCH) => {
+                if !write_batch(&mut socket, batch).await { break }
+            }
             _ = ping.tick() => {
                 if heard.elapsed() > IDLE_TIMEOUT { close(&mut socket, 1001, "idle timeout").await; break }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { break }

@@ -5,7 +5,6 @@ use crate::auth::{Caller, Routes};
 use crate::extract::{QueryParams, RawBody, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
-use crate::spacecraft::parse_time;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -120,19 +119,10 @@ fn spacecraft_param(q: &mut QueryParams) -> Option<SpacecraftId> {
     }
 }
 
-fn time_param(q: &mut QueryParams, name: &str) -> Option<DateTime<Utc>> {
-    q.parse(name, |s| {
-        let v = s
-            .parse::<i64>()
-            .map_or_else(|_| Value::String(s.to_owned()), Value::from);
-        parse_time(&v, name).map_err(|e| e.message)
-    })
-}
-
 fn range(q: &mut QueryParams) -> Range {
     let range = Range {
-        from: time_param(q, "from"),
-        to: time_param(q, "to"),
+        from: q.time("from"),
+        to: q.time("to"),
     };
     if let (Some(f), Some(t)) = (range.from, range.to) {
         if f > t {

@@ -80,6 +80,7 @@ pub const HTTP: &[HttpRule] = &[
     r("POST", "/api/v1/alarms/{id}/clear", Needs(Operator)),
     r("POST", "/api/v1/alarms/{id}/shelve", Needs(Operator)),
     r("POST", "/api/v1/alarms/{id}/unshelve", Needs(Operator)),
+    r("GET", "/api/v1/events", Needs(Viewer)),
     r("GET", "/api/v1/audit/verify", Needs(Viewer)),
     r("GET", "/api/v1/projections", Needs(Viewer)),
     r("POST", "/api/v1/projections/{name}/rebuild", Needs(Admin)),

@@ -56,6 +56,9 @@ enum Command {
     /// API tokens: create (prints the secret once), list, revoke.
     #[command(subcommand)]
     Tokens(crate::tokens::TokensCommand),
+    /// The audit trail: query archived events by aggregate, actor, type, time or position.
+    #[command(subcommand)]
+    Events(crate::events::EventsCommand),
     /// Print the permission table (the least role of every route and NATS command) as
     /// Markdown; docs/permissions.md is this output.
     Permissions,
@@ -191,7 +194,7 @@ struct ServeArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Telemetry { .. } => "warn",
+        Command::Telemetry { .. } | Command::Events(_) => "warn",
         _ => "info",
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log), &cli.log_format);
@@ -218,6 +221,7 @@ pub fn main() -> ExitCode {
             }
             Command::Telemetry { command } => crate::telemetry::run(command).await,
             Command::Tokens(command) => crate::tokens::run(command).await,
+            Command::Events(command) => crate::events::run(command).await,
             Command::Permissions => {
                 print!("{}", mc_auth::table::markdown());
                 Ok(())

@@ -1,8 +1,10 @@
 //! `mission-control`: the one binary. Thin: parse flags, set up logging, call the library.
 
+mod api_client;
 mod auth_args;
 mod bench;
 mod cli;
+mod events;
 mod fanout;
 mod nats;
 mod telemetry;

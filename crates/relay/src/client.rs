@@ -296,19 +296,36 @@ impl Client {
     /// The next frame or close to write. Cancel-safe (use it in `select!`). `None` after a
     /// close has been returned.
     pub async fn next(&self) -> Option<Outgoing> {
+        self.next_batch(1).await.pop()
+    }
+
+    /// What is ready to write, at least one and at most `max` items in queue order (a close
+    /// ends a batch): a client that fell behind catches up with one write per batch instead of
+    /// one per frame. Waits while nothing is ready; cancel-safe (use it in `select!`). Empty
+    /// after a close has been returned.
+    pub async fn next_batch(&self, max: usize) -> Vec<Outgoing> {
         loop {
             let notified = self.shared.readable.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let mut st = self.shared.lock();
-                if let Some(out) = st.queue.pop() {
+                let mut batch = Vec::new();
+                while batch.len() < max.max(1) {
+                    let Some(out) = st.queue.pop() else { break };
+                    let closes = matches!(out, Outgoing::Close { .. });
+                    batch.push(out);
+                    if closes {
+                        break;
+                    }
+                }
+                if !batch.is_empty() {
                     drop(st);
                     self.shared.room.notify_waiters();
-                    return Some(out);
+                    return batch;
                 }
                 if st.queue.finished() {
-                    return None;
+                    return batch;
                 }
                 if self.hub.cancel.is_cancelled() {
                     st.queue

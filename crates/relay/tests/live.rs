@@ -188,3 +188,42 @@ async fn resumes_started_at_any_moment_of_a_burst_have_no_gap_and_no_duplicate()
         assert_quiet(client).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_behind_takes_what_is_ready_in_batches_in_order() {
+    let s = setup(Limits::default()).await;
+    let client = s.hub.connect();
+    client
+        .subscribe(&topics(&["missions"]), None)
+        .await
+        .unwrap();
+    let mission = Uuid::now_v7();
+    let mut expected = Vec::new();
+    for v in 1..=10 {
+        expected.push(publish(&s.js, "mission", mission, v).await);
+    }
+    // Wait until the hub has routed all ten, then take them four at most per batch.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while s.hub.position(StreamKind::Events) < *expected.last().unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hub did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut got = Vec::new();
+    let mut sizes = Vec::new();
+    while got.len() < expected.len() {
+        let batch = client.next_batch(4).await;
+        sizes.push(batch.len());
+        for out in batch {
+            match out {
+                mc_relay::Outgoing::Frame(f) => got.push(f.position),
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(sizes, [4, 4, 2]);
+    assert_quiet(&client).await;
+}

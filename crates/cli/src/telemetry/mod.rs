@@ -10,6 +10,7 @@ mod generator;
 mod publish;
 mod query;
 
+use crate::api_client::ApiArgs;
 use clap::{Args, Subcommand, ValueEnum};
 
 /// Limits of the server's decoder.
@@ -76,19 +77,6 @@ pub struct PublishArgs {
     /// Publishes awaiting their JetStream ack, at most.
     #[arg(long, default_value_t = 4096)]
     max_in_flight: usize,
-}
-
-#[derive(Args)]
-pub struct ApiArgs {
-    /// Base URL of the HTTP API.
-    #[arg(long, env = "MC_API_URL", default_value = "http://127.0.0.1:8080")]
-    api_url: String,
-    /// An API token (viewer or above), sent as `Authorization: Bearer`. (Never printed.)
-    #[arg(long, env = "MC_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Print the API's JSON answer as is.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]

@@ -1,72 +1,9 @@
 //! `telemetry list` and `telemetry analyze`: read telemetry back through the HTTP API and print
 //! it as a table (or the JSON answer with `--json`).
 
-use super::{AnalyzeArgs, ApiArgs, ListArgs};
-use anyhow::Context as _;
+use super::{AnalyzeArgs, ListArgs};
+use crate::api_client::{cell, get, print_table};
 use serde_json::Value;
-use std::time::Duration;
-
-/// GET `path` from the API; a problem answer is printed (its `detail`) and exits 1.
-async fn get(api: &ApiArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-    let base = api.api_url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("build the http client")?;
-    let mut request = client.get(format!("{base}{path}")).query(query);
-    if let Some(token) = &api.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.with_context(|| {
-        format!("cannot reach the API at {base} (is `mission-control serve` running?)")
-    })?;
-    let status = response.status();
-    let body = response.bytes().await.context("read the API's answer")?;
-    if !status.is_success() {
-        let problem: Option<Value> = serde_json::from_slice(&body).ok();
-        let detail = problem
-            .as_ref()
-            .and_then(|p| p.get("detail").or_else(|| p.get("title")))
-            .and_then(Value::as_str)
-            .map_or_else(
-                || String::from_utf8_lossy(&body).into_owned(),
-                str::to_owned,
-            );
-        eprintln!("error: {status}: {detail}");
-        std::process::exit(1);
-    }
-    serde_json::from_slice(&body).context("the API's answer is not JSON")
-}
-
-/// A JSON value as a table cell: strings without quotes.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", parts.join("  ").trim_end());
-    };
-    line(header);
-    for row in rows {
-        line(row);
-    }
-}
 
 pub(super) async fn list(args: ListArgs) -> anyhow::Result<()> {
     let mut query = vec![
