@@ -1,0 +1,337 @@
+//! Export `MC_EVENTS` positions `1..=head` (the head read when the backup starts, so the range
+//! is consistent whatever is appended meanwhile) into segments, then the manifest.
+
+use crate::manifest::{
+    self, sha256_hex, ArchiveHead, Manifest, Segment, StreamInfo, FORMAT, MANIFEST,
+    MANIFEST_DIGEST, PARTIAL_SUFFIX,
+};
+use crate::segment::Record;
+use crate::{BackupError, Progress, EVENTS_STREAM};
+use async_nats::jetstream::{self, consumer, Context};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a backup is written.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Messages per segment at most.
+    pub segment_messages: u64,
+    /// Uncompressed bytes per segment at most (a segment ends after the message crossing it).
+    pub segment_bytes: u64,
+    /// zstd level (1..=19; 3 is zstd's default).
+    pub level: i32,
+    /// The writer's schema version (latest migration), recorded in the manifest.
+    pub schema_version: i64,
+    /// `mission-control <version>`.
+    pub software: String,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            segment_messages: 100_000,
+            segment_bytes: 64 * 1024 * 1024,
+            level: 3,
+            schema_version: 0,
+            software: String::new(),
+        }
+    }
+}
+
+/// An exported backup whose manifest is not written yet: [`Draft::finish`] adds the archive's
+/// head (looked up by the caller at [`Draft::last`]) and makes it a backup.
+#[derive(Debug)]
+pub struct Draft {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Draft {
+    /// The last position exported (0: the stream was empty).
+    pub fn last(&self) -> u64 {
+        self.manifest.last
+    }
+
+    /// Write the manifest and its digest, then rename `<id>.partial` to `<id>`.
+    pub fn finish(mut self, archive_head: Option<ArchiveHead>) -> Result<Manifest, BackupError> {
+        self.manifest.archive_head = archive_head;
+        let partial = self
+            .dir
+            .join(format!("{}{PARTIAL_SUFFIX}", self.manifest.id));
+        let bytes = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| BackupError::Corrupt(e.to_string()))?;
+        write_synced(&partial.join(MANIFEST), &bytes)?;
+        write_synced(
+            &partial.join(MANIFEST_DIGEST),
+            sha256_hex(&bytes).as_bytes(),
+        )?;
+        std::fs::rename(&partial, self.dir.join(&self.manifest.id))?;
+        sync_dir(&self.dir)?;
+        Ok(self.manifest)
+    }
+}
+
+/// Export every message of `MC_EVENTS` up to its head now into `dir/<new id>.partial`.
+pub async fn create(
+    js: &Context,
+    dir: &Path,
+    options: &CreateOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<Draft, BackupError> {
+    let mut stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(BackupError::nats)?;
+    let info = stream.info().await.map_err(BackupError::nats)?;
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let config = serde_json::to_value(&info.config).unwrap_or_default();
+    let id = new_id();
+    std::fs::create_dir_all(dir)?;
+    let partial = dir.join(format!("{id}{PARTIAL_SUFFIX}"));
+    std::fs::create_dir(&partial)?;
+    let messages = if last == 0 { 0 } else { last - first + 1 };
+    let mut manifest = Manifest {
+        format: FORMAT,
+        id,
+        created_at: chrono::Utc::now(),
+        software: options.software.clone(),
+        schema_version: options.schema_version,
+        stream: StreamInfo {
+            name: EVENTS_STREAM.to_owned(),
+            config,
+        },
+        first: if last == 0 { 0 } else { first },
+        last,
+        messages,
+        uncompressed_bytes: 0,
+        compressed_bytes: 0,
+        archive_head: None,
+        segments: Vec::new(),
+    };
+    progress(Progress {
+        done: 0,
+        total: messages,
+    });
+    if messages > 0 {
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: first,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(BackupError::nats)?;
+        let mut messages_in = consumer.messages().await.map_err(BackupError::nats)?;
+        let mut writer: Option<SegmentWriter> = None;
+        let mut expected = first;
+        while expected <= last {
+            let next = tokio::time::timeout(Duration::from_secs(30), messages_in.next()).await;
+            let message = match next {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(BackupError::nats(e)),
+                Ok(None) => return Err(BackupError::Nats("the consumer ended early".into())),
+                Err(_) => {
+                    return Err(BackupError::Nats(format!(
+                        "no message for 30 s while waiting for position {expected}"
+                    )))
+                }
+            };
+            let record = record_of(&message)?;
+            if record.seq != expected {
+                return Err(BackupError::Nats(format!(
+                    "position {} arrived where {expected} was expected",
+                    record.seq
+                )));
+            }
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(SegmentWriter::new(
+                    &partial,
+                    manifest.segments.len() + 1,
+                    expected,
+                    options.level,
+                )?),
+            };
+            w.push(&record)?;
+            expected += 1;
+            if w.messages >= options.segment_messages || w.uncompressed >= options.segment_bytes {
+                if let Some(w) = writer.take() {
+                    let (segment, raw) = w.finish()?;
+                    manifest.uncompressed_bytes += raw;
+                    manifest.compressed_bytes += segment.bytes;
+                    manifest.segments.push(segment);
+                }
+            }
+            let done = expected - first;
+            if done % 1_000 == 0 {
+                progress(Progress {
+                    done,
+                    total: messages,
+                });
+            }
+        }
+        if let Some(w) = writer.take() {
+            let (segment, raw) = w.finish()?;
+            manifest.uncompressed_bytes += raw;
+            manifest.compressed_bytes += segment.bytes;
+            manifest.segments.push(segment);
+        }
+    }
+    progress(Progress {
+        done: messages,
+        total: messages,
+    });
+    Ok(Draft {
+        dir: dir.to_owned(),
+        manifest,
+    })
+}
+
+/// A sortable, unique id: `<UTC time>-<random>`.
+fn new_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!("{now}-{}", &random[random.len() - 8..])
+}
+
+fn record_of(message: &jetstream::Message) -> Result<Record, BackupError> {
+    let info = message.info().map_err(BackupError::nats)?;
+    let headers = message
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |v| (name.to_string(), v.as_str().to_owned()))
+        })
+        .collect();
+    Ok(Record {
+        seq: info.stream_sequence,
+        time_ns: i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+        subject: message.subject.to_string(),
+        headers,
+        payload: message.payload.to_vec(),
+    })
+}
+
+/// A segment being written: zstd over a writer that hashes and counts the compressed bytes.
+struct SegmentWriter {
+    file: String,
+    path: PathBuf,
+    encoder: zstd::stream::write::Encoder<'static, Hashing<BufWriter<std::fs::File>>>,
+    first: u64,
+    last: u64,
+    messages: u64,
+    uncompressed: u64,
+}
+
+impl SegmentWriter {
+    fn new(dir: &Path, number: usize, first: u64, level: i32) -> Result<Self, BackupError> {
+        let file = format!("events-{number:06}.zst");
+        let path = dir.join(&file);
+        let out = Hashing {
+            inner: BufWriter::new(std::fs::File::create(&path)?),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        Ok(Self {
+            file,
+            path,
+            encoder: zstd::stream::write::Encoder::new(out, level)?,
+            first,
+            last: first,
+            messages: 0,
+            uncompressed: 0,
+        })
+    }
+
+    fn push(&mut self, record: &Record) -> Result<(), BackupError> {
+        let mut buf = Vec::with_capacity(record.payload.len() + 128);
+        record.write_to(&mut buf)?;
+        self.encoder.write_all(&buf)?;
+        self.uncompressed += buf.len() as u64;
+        self.last = record.seq;
+        self.messages += 1;
+        Ok(())
+    }
+
+    /// Close the zstd frame, flush and fsync the file; the segment and its uncompressed size.
+    fn finish(self) -> Result<(Segment, u64), BackupError> {
+        let hashing = self.encoder.finish()?;
+        let file = hashing
+            .inner
+            .into_inner()
+            .map_err(|e| BackupError::Io(e.into_error()))?;
+        file.sync_all()?;
+        let segment = Segment {
+            file: self.file,
+            first: self.first,
+            last: self.last,
+            messages: self.messages,
+            bytes: hashing.bytes,
+            sha256: hex::encode(hashing.hasher.finalize()),
+        };
+        tracing::debug!(path = %self.path.display(), messages = segment.messages, "segment written");
+        Ok((segment, self.uncompressed))
+    }
+}
+
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Delete complete backups beyond the newest `keep` and those older than `max_age` (never the
+/// newest one). Returns the ids removed.
+pub fn prune(
+    dir: &Path,
+    keep: Option<usize>,
+    max_age: Option<chrono::Duration>,
+) -> Result<Vec<String>, BackupError> {
+    // Any schema version: pruning reads only ids and times.
+    let (complete, _) = manifest::list(dir, i64::MAX)?;
+    let mut backups: Vec<Manifest> = complete.into_iter().filter_map(Result::ok).collect();
+    backups.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let now = chrono::Utc::now();
+    let mut removed = Vec::new();
+    for (i, m) in backups.iter().enumerate().skip(1) {
+        let too_many = keep.is_some_and(|k| i >= k);
+        let too_old = max_age.is_some_and(|age| now - m.created_at > age);
+        if too_many || too_old {
+            std::fs::remove_dir_all(dir.join(&m.id))?;
+            removed.push(m.id.clone());
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,273 @@
+//! A backup on disk: `<dir>/<id>/manifest.json`, its digest `manifest.sha256`, and the
+//! segments it lists. Reading, listing and verifying (every byte re-hashed and decoded) are
+//! here; nothing in this module writes to NATS.
+
+use crate::segment::{FormatError, Record};
+use crate::BackupError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The manifest format this code writes and reads.
+pub const FORMAT: u32 = 1;
+pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST_DIGEST: &str = "manifest.sha256";
+/// A backup being written lives in `<id>.partial` until its manifest is complete.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// `mission-control <version>` that wrote it.
+    pub software: String,
+    /// The database schema (latest migration) of the writer; a restore refuses a newer one.
+    pub schema_version: i64,
+    pub stream: StreamInfo,
+    /// Positions `first..=last` of the stream (`first` 0 and `last` 0: the stream was empty).
+    pub first: u64,
+    pub last: u64,
+    pub messages: u64,
+    pub uncompressed_bytes: u64,
+    pub compressed_bytes: u64,
+    /// The archive's hash chain head when the backup was taken, if the archive was asked.
+    pub archive_head: Option<ArchiveHead>,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamInfo {
+    pub name: String,
+    /// The stream's configuration as JetStream reported it.
+    pub config: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchiveHead {
+    pub position: u64,
+    /// Hex SHA-256 of the last archived event at or below `position`.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Segment {
+    pub file: String,
+    pub first: u64,
+    pub last: u64,
+    pub messages: u64,
+    /// Size of the compressed file.
+    pub bytes: u64,
+    /// Hex SHA-256 of the compressed file.
+    pub sha256: String,
+}
+
+/// What `verify` found: a backup that passed every check.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub segments_checked: usize,
+    pub messages_checked: u64,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The directory of backup `id` under `dir` (ids are checked: no path tricks).
+pub fn path_of(dir: &Path, id: &str) -> Result<PathBuf, BackupError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(BackupError::UnknownBackup(id.chars().take(64).collect()));
+    }
+    Ok(dir.join(id))
+}
+
+/// Read and check the manifest of backup `id`: its digest matches, it parses, and its format
+/// and schema are ones this code can restore.
+pub fn read(dir: &Path, id: &str, schema_version: i64) -> Result<Manifest, BackupError> {
+    let root = path_of(dir, id)?;
+    if !root.join(MANIFEST).exists() {
+        if dir.join(format!("{id}{PARTIAL_SUFFIX}")).exists() {
+            return Err(BackupError::Incomplete(id.to_owned()));
+        }
+        return Err(BackupError::UnknownBackup(id.to_owned()));
+    }
+    let bytes = std::fs::read(root.join(MANIFEST))?;
+    let recorded = std::fs::read_to_string(root.join(MANIFEST_DIGEST))
+        .map_err(|_| BackupError::Corrupt(format!("{MANIFEST_DIGEST} is missing")))?;
+    if recorded.trim() != sha256_hex(&bytes) {
+        return Err(BackupError::Corrupt(format!(
+            "{MANIFEST} does not match {MANIFEST_DIGEST}"
+        )));
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| BackupError::Corrupt(format!("{MANIFEST} is not a manifest: {e}")))?;
+    if manifest.format > FORMAT {
+        return Err(BackupError::Newer(format!(
+            "manifest format {} (this build reads {FORMAT})",
+            manifest.format
+        )));
+    }
+    if manifest.schema_version > schema_version {
+        return Err(BackupError::Newer(format!(
+            "schema version {} (this build has {schema_version})",
+            manifest.schema_version
+        )));
+    }
+    if manifest.id != id {
+        return Err(BackupError::Corrupt(format!(
+            "the manifest names backup {}",
+            manifest.id
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Every complete backup under `dir`, oldest first, and the ids of unfinished ones.
+pub fn list(
+    dir: &Path,
+    schema_version: i64,
+) -> Result<(Vec<Result<Manifest, (String, BackupError)>>, Vec<String>), BackupError> {
+    let mut complete = Vec::new();
+    let mut partial = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((complete, partial)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        if let Some(id) = name.strip_suffix(PARTIAL_SUFFIX) {
+            partial.push(id.to_owned());
+        } else if dir.join(&name).join(MANIFEST).exists() {
+            complete.push(read(dir, &name, schema_version).map_err(|e| (name.clone(), e)));
+        }
+    }
+    Ok((complete, partial))
+}
+
+/// Check everything before trusting a backup: the manifest (as [`read`]), then every segment's
+/// size and SHA-256, then every record decoded, in order, with the positions the manifest
+/// claims and no gap. `progress(messages checked, messages in all)`.
+pub fn verify(
+    dir: &Path,
+    id: &str,
+    schema_version: i64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Verified, BackupError> {
+    let manifest = read(dir, id, schema_version)?;
+    let root = path_of(dir, id)?;
+    // Sizes and hashes of every file first: a corrupted last segment is found before any
+    // record is decoded.
+    for s in &manifest.segments {
+        let bytes = segment_bytes(&root, s)?;
+        if sha256_hex(&bytes) != s.sha256 {
+            return Err(BackupError::Corrupt(format!(
+                "segment {} does not match its SHA-256",
+                s.file
+            )));
+        }
+    }
+    let mut expected = manifest.first;
+    let mut checked = 0u64;
+    for s in &manifest.segments {
+        if s.first != expected || s.last < s.first || s.messages != s.last - s.first + 1 {
+            return Err(BackupError::Corrupt(format!(
+                "segment {} covers {}..={} where {expected} was next",
+                s.file, s.first, s.last
+            )));
+        }
+        read_segment(&root, s, |r| {
+            if r.seq != expected {
+                return Err(BackupError::Corrupt(format!(
+                    "segment {} holds position {} where {expected} was next",
+                    s.file, r.seq
+                )));
+            }
+            expected += 1;
+            checked += 1;
+            if checked % 10_000 == 0 {
+                progress(checked, manifest.messages);
+            }
+            Ok(())
+        })?;
+        if expected != s.last + 1 {
+            return Err(BackupError::Corrupt(format!(
+                "segment {} ends at {} instead of {}",
+                s.file,
+                expected - 1,
+                s.last
+            )));
+        }
+    }
+    let end = if manifest.messages == 0 {
+        0
+    } else {
+        manifest.last
+    };
+    if checked != manifest.messages || (manifest.messages > 0 && expected != end + 1) {
+        return Err(BackupError::Corrupt(format!(
+            "{checked} messages found, the manifest lists {}",
+            manifest.messages
+        )));
+    }
+    progress(checked, manifest.messages);
+    Ok(Verified {
+        segments_checked: manifest.segments.len(),
+        messages_checked: checked,
+        manifest,
+    })
+}
+
+fn segment_bytes(root: &Path, s: &Segment) -> Result<Vec<u8>, BackupError> {
+    if s.file.contains(['/', '\\']) || s.file.starts_with('.') {
+        return Err(BackupError::Corrupt(format!("segment name {:?}", s.file)));
+    }
+    let bytes = std::fs::read(root.join(&s.file))
+        .map_err(|e| BackupError::Corrupt(format!("segment {}: {e}", s.file)))?;
+    if bytes.len() as u64 != s.bytes {
+        return Err(BackupError::Corrupt(format!(
+            "segment {} is {} bytes, the manifest says {}",
+            s.file,
+            bytes.len(),
+            s.bytes
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Decode every record of a segment (already hash-checked by [`verify`]) in order.
+pub fn read_segment(
+    root: &Path,
+    s: &Segment,
+    mut each: impl FnMut(Record) -> Result<(), BackupError>,
+) -> Result<(), BackupError> {
+    let file = std::fs::File::open(root.join(&s.file))?;
+    let mut decoder = zstd::stream::read::Decoder::new(file)
+        .map_err(|e| BackupError::Corrupt(format!("segment {}: {e}", s.file)))?;
+    loop {
+        match Record::read_from(&mut decoder) {
+            Ok(Some(r)) => each(r)?,
+            Ok(None) => return Ok(()),
+            Err(FormatError::Io(e)) => {
+                return Err(BackupError::Corrupt(format!("segment {}: {e}", s.file)))
+            }
+            Err(e) => return Err(BackupError::Corrupt(format!("segment {}: {e}", s.file))),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Restore a verified backup into a NATS deployment whose `MC_EVENTS` is empty, keeping every
+//! position: each message is published with `Nats-Expected-Last-Sequence` = its position − 1,
+//! so JetStream itself refuses anything out of place. A restore that stopped (killed, network)
+//! is resumed by running it again: the target's last message must be the backup's message at
+//! that position, and the restore continues after it.
+
+use crate::manifest::{self, path_of, read_segment, Verified};
+use crate::segment::Record;
+use crate::{BackupError, Progress, EVENTS_STREAM};
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::Context;
+use mc_eventlog::streams::{self, ProvisionOptions};
+use std::collections::VecDeque;
+use std::path::Path;
+
+/// Publishes awaiting their acknowledgement at most.
+const IN_FLIGHT: usize = 256;
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restore positions up to this one only (point in time); `None`: everything.
+    pub until: Option<u64>,
+    /// The restoring build's schema version: a backup from a newer one is refused.
+    pub schema_version: i64,
+    /// Stream provisioning of the target (replicas, telemetry retention).
+    pub provision: ProvisionOptions,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restored {
+    pub id: String,
+    /// The last position now in the target.
+    pub last: u64,
+    /// Messages this run wrote (fewer than the backup holds when it resumed).
+    pub written: u64,
+    /// Position this run started after (0: the target was empty).
+    pub resumed_after: u64,
+}
+
+/// Verify backup `id` completely, then restore it into the deployment behind `js`.
+pub async fn restore(
+    js: &Context,
+    dir: &Path,
+    id: &str,
+    options: &RestoreOptions,
+    mut progress: impl FnMut(&str, Progress),
+) -> Result<Restored, BackupError> {
+    // Nothing is written before every byte of the backup checked out.
+    let verified = {
+        let (dir, id, schema) = (dir.to_owned(), id.to_owned(), options.schema_version);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::task::spawn_blocking(move || {
+            manifest::verify(&dir, &id, schema, |done, total| {
+                let _ = tx.send(Progress { done, total });
+            })
+        });
+        while let Some(p) = rx.recv().await {
+            progress("verify", p);
+        }
+        task.await
+            .map_err(|e| BackupError::Refused(format!("verification stopped: {e}")))??
+    };
+    let Verified { manifest, .. } = verified;
+    let end = match options.until {
+        None => manifest.last,
+        Some(u) if manifest.messages > 0 && (manifest.first..=manifest.last).contains(&u) => u,
+        Some(u) => {
+            return Err(BackupError::Refused(format!(
+                "--until {u} is outside the backup's positions {}..={}",
+                manifest.first, manifest.last
+            )))
+        }
+    };
+    if manifest.messages > 0 && manifest.first != 1 {
+        return Err(BackupError::Refused(format!(
+            "the backup starts at position {}: only a stream's whole history (from 1) restores with its positions",
+            manifest.first
+        )));
+    }
+    streams::provision(js, &options.provision)
+        .await
+        .map_err(BackupError::nats)?;
+    let mut stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(BackupError::nats)?;
+    let target_last = stream
+        .info()
+        .await
+        .map_err(BackupError::nats)?
+        .state
+        .last_sequence;
+    let root = path_of(dir, id)?;
+    if target_last > 0 {
+        check_resumable(&stream, &root, &manifest, target_last, end).await?;
+    }
+    let mut restored = Restored {
+        id: id.to_owned(),
+        last: target_last,
+        written: 0,
+        resumed_after: target_last,
+    };
+    if target_last >= end {
+        progress(
+            "restore",
+            Progress {
+                done: end,
+                total: end,
+            },
+        );
+        return Ok(restored);
+    }
+    // Records are read on a blocking thread and handed over in order.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(1024);
+    let reader = {
+        let segments = manifest.segments.clone();
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
+            for s in segments
+                .iter()
+                .filter(|s| s.last > target_last && s.first <= end)
+            {
+                let stop = read_segment(&root, s, |r| {
+                    if r.seq > target_last && r.seq <= end && tx.blocking_send(r).is_err() {
+                        return Err(BackupError::Refused("stopped".into()));
+                    }
+                    Ok(())
+                });
+                if let Err(BackupError::Refused(_)) = stop {
+                    return Ok(());
+                }
+                stop?;
+            }
+            Ok(())
+        })
+    };
+    let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+    let outcome: Result<(), BackupError> = async {
+        while let Some(record) = rx.recv().await {
+            let seq = record.seq;
+            let ack = js
+                .send_publish(record.subject.clone(), publication(record))
+                .await
+                .map_err(BackupError::nats)?;
+            in_flight.push_back((seq, ack));
+            if in_flight.len() >= IN_FLIGHT {
+                settle(&mut in_flight, &mut restored)?.await?;
+                progress(
+                    "restore",
+                    Progress {
+                        done: restored.last,
+                        total: end,
+                    },
+                );
+            }
+        }
+        while !in_flight.is_empty() {
+            settle(&mut in_flight, &mut restored)?.await?;
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    reader
+        .await
+        .map_err(|e| BackupError::Refused(format!("reading the backup stopped: {e}")))??;
+    outcome?;
+    if restored.last != end {
+        return Err(BackupError::Refused(format!(
+            "the restore ended at position {} instead of {end}",
+            restored.last
+        )));
+    }
+    progress(
+        "restore",
+        Progress {
+            done: end,
+            total: end,
+        },
+    );
+    Ok(restored)
+}
+
+/// Await the oldest acknowledgement; it must be for its own position.
+fn settle<'a>(
+    in_flight: &'a mut VecDeque<(u64, PublishAckFuture)>,
+    restored: &'a mut Restored,
+) -> Result<impl std::future::Future<Output = Result<(), BackupError>> + 'a, BackupError> {
+    let (seq, ack) = in_flight
+        .pop_front()
+        .ok_or_else(|| BackupError::Refused("nothing in flight".into()))?;
+    Ok(async move {
+        let ack = ack.await.map_err(|e| {
+            BackupError::Nats(format!(
+                "position {seq} was not stored: {e} (run the restore again to resume)"
+            ))
+        })?;
+        if ack.sequence != seq || ack.duplicate {
+            return Err(BackupError::Refused(format!(
+                "position {seq} was stored at {} (duplicate: {})",
+                ack.sequence, ack.duplicate
+            )));
+        }
+        restored.last = seq;
+        restored.written += 1;
+        Ok(())
+    })
+}
+
+/// The message to publish for `record`: its subject, payload and headers, without the
+/// publish-time instructions it was written with (`Nats-Msg-Id`, `Nats-Expected-*`), expecting
+/// the stream to end right before it.
+fn publication(record: Record) -> PublishMessage {
+    let mut publish = PublishMessage::build().payload(record.payload.into());
+    for (name, value) in &record.headers {
+        if name.eq_ignore_ascii_case("Nats-Msg-Id") || name.starts_with("Nats-Expected") {
+            continue;
+        }
+        publish = publish.header(name.as_str(), value.as_str());
+    }
+    publish.expected_last_sequence(record.seq - 1)
+}
+
+/// The target already holds positions `1..=target_last`: that is fine only when they are this
+/// backup's (an unfinished restore of it); the last one is compared byte for byte.
+async fn check_resumable(
+    stream: &async_nats::jetstream::stream::Stream,
+    root: &Path,
+    manifest: &crate::Manifest,
+    target_last: u64,
+    end: u64,
+) -> Result<(), BackupError> {
+    let refused = || {
+        BackupError::Refused(format!(
+            "the target's {EVENTS_STREAM} is not empty ({target_last} messages) and is not an unfinished restore of backup {}: restore into an empty deployment",
+            manifest.id
+        ))
+    };
+    if target_last > manifest.last {
+        return Err(refused());
+    }
+    let theirs = stream
+        .get_raw_message(target_last)
+        .await
+        .map_err(BackupError::nats)?;
+    let segment = manifest
+        .segments
+        .iter()
+        .find(|s| (s.first..=s.last).contains(&target_last))
+        .ok_or_else(refused)?
+        .clone();
+    let root = root.to_owned();
+    let ours = tokio::task::spawn_blocking(move || {
+        let mut found = None;
+        read_segment(&root, &segment, |r| {
+            if r.seq == target_last {
+                found = Some(r);
+            }
+            Ok(())
+        })
+        .map(|()| found)
+    })
+    .await
+    .map_err(|e| BackupError::Refused(e.to_string()))??
+    .ok_or_else(refused)?;
+    if ours.subject != theirs.subject.as_str() || ours.payload != theirs.payload.as_ref() {
+        return Err(refused());
+    }
+    if target_last > end {
+        return Err(BackupError::Refused(format!(
+            "the target already holds positions up to {target_last}, past --until {end}"
+        )));
+    }
+    Ok(())
+}
