@@ -127,3 +127,17 @@ pub async fn verify(
         first_broken_index: None,
     })
 }
+
+/// The chain's hash at the last archived event at or below `position`: `(its position, hex
+/// hash)`, `None` while nothing that old is archived. Backups record it, and a restore drill
+/// compares it with the restored archive's.
+pub async fn head_at(pool: &PgPool, position: u64) -> Result<Option<(u64, String)>, sqlx::Error> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT position, hash FROM events WHERE position <= $1 \
+         ORDER BY position DESC, event_index DESC LIMIT 1",
+    )
+    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(p, h)| (p as u64, hex(&h))))
+}

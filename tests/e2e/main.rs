@@ -5,6 +5,7 @@ mod agents;
 mod alarms;
 mod audit;
 mod audit_queries;
+mod backup;
 mod comments;
 mod concurrency;
 mod helpers;

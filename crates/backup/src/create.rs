@@ -322,7 +322,7 @@ pub fn prune(
     // Any schema version: pruning reads only ids and times.
     let (complete, _) = manifest::list(dir, i64::MAX)?;
     let mut backups: Vec<Manifest> = complete.into_iter().filter_map(Result::ok).collect();
-    backups.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    backups.sort_by_key(|m| std::cmp::Reverse(m.created_at));
     let now = chrono::Utc::now();
     let mut removed = Vec::new();
     for (i, m) in backups.iter().enumerate().skip(1) {

@@ -18,7 +18,7 @@ pub use manifest::{ArchiveHead, Manifest, Verified};
 pub use restore::{restore, RestoreOptions, Restored};
 
 /// The stream a backup holds.
-pub const EVENTS_STREAM: &str = "MC_EVENTS";
+pub const EVENTS_STREAM: &str = mc_eventlog::streams::EVENTS;
 
 /// Progress of a long operation: `done` of `total` messages.
 #[derive(Debug, Clone, Copy)]

@@ -201,7 +201,7 @@ pub fn verify(
             }
             expected += 1;
             checked += 1;
-            if checked % 10_000 == 0 {
+            if checked.is_multiple_of(10_000) {
                 progress(checked, manifest.messages);
             }
             Ok(())

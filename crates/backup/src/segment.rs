@@ -49,9 +49,8 @@ impl Record {
     /// Read the next record; `Ok(None)` at a clean end (no byte of a next record).
     pub fn read_from(input: &mut impl Read) -> Result<Option<Self>, FormatError> {
         let mut seq = [0u8; 8];
-        match read_exact_or_end(input, &mut seq)? {
-            false => return Ok(None),
-            true => {}
+        if !read_exact_or_end(input, &mut seq)? {
+            return Ok(None);
         }
         let time_ns = i64::from_le_bytes(array(input)?);
         let subject_len = u16::from_le_bytes(array(input)?) as usize;

@@ -59,6 +59,9 @@ enum Command {
     /// The audit trail: query archived events by aggregate, actor, type, time or position.
     #[command(subcommand)]
     Events(crate::events::EventsCommand),
+    /// Backups of the event log: create, list, verify, restore.
+    #[command(subcommand)]
+    Backup(crate::backup::BackupCommand),
     /// Print the permission table (the least role of every route and NATS command) as
     /// Markdown; docs/permissions.md is this output.
     Permissions,
@@ -222,6 +225,7 @@ pub fn main() -> ExitCode {
             Command::Telemetry { command } => crate::telemetry::run(command).await,
             Command::Tokens(command) => crate::tokens::run(command).await,
             Command::Events(command) => crate::events::run(command).await,
+            Command::Backup(command) => crate::backup::run(command).await,
             Command::Permissions => {
                 print!("{}", mc_auth::table::markdown());
                 Ok(())
@@ -392,39 +396,13 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     tokio::spawn(signal(cancel.clone()));
     let started = std::time::Instant::now();
     // A live bar on a terminal; a line every 10 % otherwise (logs, CI).
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_decile = None;
+    let mut bar = crate::progress::Bar::new(args.name.clone(), "events");
     let result = rebuild
         .run(&cancel, |p| {
-            let percent = if p.head == 0 {
-                100.0
-            } else {
-                (p.position as f64 * 100.0 / p.head as f64).min(100.0)
-            };
-            let decile = (percent / 10.0) as u32;
-            if !tty && last_decile == Some(decile) {
-                return;
-            }
-            last_decile = Some(decile);
-            let eta = p.eta_seconds.map_or("?".to_owned(), |s| format!("{s:.0}s"));
-            let line = format!(
-                "{} [{:<20}] {:>5.1}% {}/{} events, {:.0} ev/s, ETA {}",
-                args.name,
-                "#".repeat(((percent / 5.0) as usize).min(20)),
-                percent,
-                p.position,
-                p.head,
-                p.events_per_second,
-                eta
-            );
-            if tty {
-                eprint!("\r{line}   ");
-            } else {
-                eprintln!("{line}");
-            }
+            bar.show_with(p.position, p.head, p.events_per_second, p.eta_seconds)
         })
         .await;
-    eprintln!();
+    bar.finish();
     match result {
         Ok(position) => {
             println!(

@@ -2,11 +2,13 @@
 
 mod api_client;
 mod auth_args;
+mod backup;
 mod bench;
 mod cli;
 mod events;
 mod fanout;
 mod nats;
+mod progress;
 mod telemetry;
 mod tokens;
 

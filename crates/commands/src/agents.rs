@@ -152,4 +152,37 @@ impl AgentService {
         }
         result
     }
+
+    /// Re-create the name reservation of every agent that holds a name in the log. The log is
+    /// the truth and `mc_names` is derived from it: a restored deployment (whose bucket starts
+    /// empty) runs this before it serves, or a rename there could take a restored agent's name.
+    /// Returns the number of names reserved.
+    pub async fn restore_names(&self) -> Result<u64, CommandError> {
+        use futures::TryStreamExt;
+        let js = self.handler.log().jetstream();
+        let stream = js
+            .get_stream(mc_eventlog::streams::EVENTS)
+            .await
+            .map_err(|e| CommandError::Unavailable(format!("event stream: {e}")))?;
+        let prefix = format!("mc.events.{SCOPE}.");
+        let subjects: Vec<(String, usize)> = stream
+            .info_with_subjects(format!("{prefix}>"))
+            .await
+            .map_err(|e| CommandError::Unavailable(format!("event stream subjects: {e}")))?
+            .try_collect()
+            .await
+            .map_err(|e| CommandError::Unavailable(format!("event stream subjects: {e}")))?;
+        let mut reserved = 0;
+        for (subject, _) in subjects {
+            let Some(id) = subject.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (root, _) = self.handler.load::<Agent>(id, true).await?;
+            if let Agent::Active(a) = root.state() {
+                self.names.claim(SCOPE, &a.name, id).await?;
+                reserved += 1;
+            }
+        }
+        Ok(reserved)
+    }
 }

@@ -144,6 +144,22 @@ impl NameRegistry {
         })
     }
 
+    /// Make `owner` hold `name` whatever the bucket held (restoring reservations from the log;
+    /// see `AgentService::restore_names`).
+    pub async fn claim(&self, scope: &str, name: &str, owner: &str) -> Result<(), CommandError> {
+        let store = self.store().await?;
+        let value = serde_json::to_vec(&Reservation {
+            owner: owner.to_owned(),
+            at: Utc::now(),
+        })
+        .map_err(unavailable)?;
+        store
+            .put(key(scope, name), value.into())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Release `name` if `owner` holds it. Best effort: a leftover reservation is stale and
     /// will be taken over by the next claimant.
     pub async fn release(&self, scope: &str, name: &str, owner: &str) {

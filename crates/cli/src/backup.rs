@@ -1,0 +1,316 @@
+//! `backup create|list|verify|restore`: the `mc-backup` crate from the command line, with
+//! progress bars and exit codes (1 on any refusal, with the reason).
+
+use crate::nats::NatsArgs;
+use crate::progress::Bar;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use mc_backup::{manifest, ArchiveHead, CreateOptions, RestoreOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Back up the event log (MC_EVENTS) up to its head now: zstd segments, SHA-256 manifest.
+    Create(CreateArgs),
+    /// List the backups in the directory, oldest first.
+    List(DirArgs),
+    /// Re-hash and decode every segment of a backup.
+    Verify(VerifyArgs),
+    /// Verify a backup, then restore it into a deployment whose MC_EVENTS is empty (or resume
+    /// an unfinished restore of it). Start `serve` on a fresh database afterwards: it rebuilds
+    /// every read model from the restored log.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+pub struct DirArgs {
+    /// Where backups are kept (a local or mounted directory).
+    #[arg(long, env = "MC_BACKUP_DIR", default_value = "backups")]
+    pub dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Record the archive's hash-chain head at the backup's last position (needs the database).
+    #[arg(long, env = "MC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Messages per segment at most.
+    #[arg(long, default_value_t = 100_000)]
+    segment_messages: u64,
+    /// Afterwards keep only the newest N backups.
+    #[arg(long, env = "MC_BACKUP_KEEP")]
+    keep: Option<usize>,
+    /// Afterwards delete backups older than N days (never the newest).
+    #[arg(long, env = "MC_BACKUP_KEEP_DAYS")]
+    keep_days: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The backup's id (see `backup list`).
+    id: String,
+    #[command(flatten)]
+    dir: DirArgs,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The backup's id (see `backup list`).
+    id: String,
+    #[command(flatten)]
+    dir: DirArgs,
+    /// The target deployment's NATS (its MC_EVENTS must be empty or an unfinished restore).
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Restore positions up to this one only (point in time).
+    #[arg(long)]
+    until: Option<u64>,
+}
+
+pub async fn run(command: BackupCommand) -> anyhow::Result<()> {
+    match command {
+        BackupCommand::Create(args) => create(args).await,
+        BackupCommand::List(args) => list(&args),
+        BackupCommand::Verify(args) => verify(args).await,
+        BackupCommand::Restore(args) => restore(args).await,
+    }
+}
+
+fn schema_version() -> i64 {
+    mc_projections::latest_migration()
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let client = args.nats.connect("mission-control backup").await?;
+    let js = async_nats::jetstream::new(client);
+    let options = CreateOptions {
+        segment_messages: args.segment_messages.max(1),
+        schema_version: schema_version(),
+        software: format!("mission-control {}", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut bar = Bar::new("backup", "events");
+    let draft = mc_backup::create(&js, &args.dir.dir, &options, |p| bar.show(p.done, p.total))
+        .await
+        .context("back up MC_EVENTS")?;
+    bar.finish();
+    let head = match &args.database_url {
+        Some(url) => archive_head(url, draft.last()).await?,
+        None => None,
+    };
+    let m = draft.finish(head)?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    if args.dir.json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        println!(
+            "backup {} written to {}: positions {}..={}, {} events in {} segments, {:.1} MB compressed ({:.1} MB raw), {:.0} events/s, {:.1} MB/s",
+            m.id,
+            args.dir.dir.join(&m.id).display(),
+            m.first,
+            m.last,
+            m.messages,
+            m.segments.len(),
+            m.compressed_bytes as f64 / 1e6,
+            m.uncompressed_bytes as f64 / 1e6,
+            m.messages as f64 / secs,
+            m.uncompressed_bytes as f64 / 1e6 / secs,
+        );
+        match &m.archive_head {
+            Some(h) => println!("archive head at position {}: {}", h.position, h.hash),
+            None => println!("archive head not recorded (no --database-url or nothing archived)"),
+        }
+    }
+    let removed = mc_backup::prune(
+        &args.dir.dir,
+        args.keep,
+        args.keep_days.map(|d| chrono::Duration::days(i64::from(d))),
+    )?;
+    for id in removed {
+        eprintln!("retention: removed backup {id}");
+    }
+    Ok(())
+}
+
+/// The archive's hash at `last` (the archive may lag the log: it waits up to 30 s for it).
+async fn archive_head(url: &str, last: u64) -> anyhow::Result<Option<ArchiveHead>> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("connect to postgres")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let head = mc_projections::audit::head_at(&pool, last).await?;
+        let caught_up = head.as_ref().is_some_and(|(p, _)| *p == last) || last == 0;
+        if caught_up || Instant::now() >= deadline {
+            if !caught_up {
+                eprintln!("warning: the archive has not reached position {last}; recording its head below it");
+            }
+            return Ok(head.map(|(position, hash)| ArchiveHead { position, hash }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn list(args: &DirArgs) -> anyhow::Result<()> {
+    let (complete, partial) = manifest::list(&args.dir, schema_version())?;
+    if args.json {
+        let items: Vec<serde_json::Value> = complete
+            .iter()
+            .map(|r| match r {
+                Ok(m) => {
+                    serde_json::json!({"id": m.id, "state": "completed", "createdAt": m.created_at,
+                    "first": m.first, "last": m.last, "messages": m.messages,
+                    "compressedBytes": m.compressed_bytes})
+                }
+                Err((id, e)) => {
+                    serde_json::json!({"id": id, "state": "unreadable", "error": e.to_string()})
+                }
+            })
+            .chain(
+                partial
+                    .iter()
+                    .map(|id| serde_json::json!({"id": id, "state": "unfinished"})),
+            )
+            .collect();
+        println!("{}", serde_json::json!({ "items": items }));
+        return Ok(());
+    }
+    if complete.is_empty() && partial.is_empty() {
+        println!("no backups in {}", args.dir.display());
+        return Ok(());
+    }
+    for r in &complete {
+        match r {
+            Ok(m) => println!(
+                "{}  {}  positions {}..={}  {} events  {:.1} MB",
+                m.id,
+                m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.first,
+                m.last,
+                m.messages,
+                m.compressed_bytes as f64 / 1e6
+            ),
+            Err((id, e)) => println!("{id}  unreadable: {e}"),
+        }
+    }
+    for id in &partial {
+        println!("{id}  unfinished (its writer stopped; safe to delete)");
+    }
+    Ok(())
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let (dir, id) = (args.dir.dir.clone(), args.id.clone());
+    let started = Instant::now();
+    let verified = tokio::task::spawn_blocking(move || {
+        let mut bar = Bar::new("verify", "events");
+        let r = manifest::verify(&dir, &id, schema_version(), |done, total| {
+            bar.show(done, total)
+        });
+        bar.finish();
+        r
+    })
+    .await?;
+    let v = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: backup {} failed verification: {e}", args.id);
+            std::process::exit(1);
+        }
+    };
+    if args.dir.json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!(
+            "backup {} verified: {} segments, {} events (positions {}..={}) in {:.1} s",
+            args.id,
+            v.segments_checked,
+            v.messages_checked,
+            v.manifest.first,
+            v.manifest.last,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let client = args.nats.connect("mission-control restore").await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let options = RestoreOptions {
+        until: args.until,
+        schema_version: schema_version(),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut verify_bar = Bar::new("verify", "events");
+    let mut restore_bar = Bar::new("restore", "events");
+    let result = mc_backup::restore(
+        &js,
+        &args.dir.dir,
+        &args.id,
+        &options,
+        |phase, p| match phase {
+            "verify" => verify_bar.show(p.done, p.total),
+            _ => restore_bar.show(p.done, p.total),
+        },
+    )
+    .await;
+    restore_bar.finish();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: restore of backup {} refused or stopped: {e}",
+                args.id
+            );
+            eprintln!("nothing is reported restored; a stopped restore resumes when run again");
+            std::process::exit(1);
+        }
+    };
+    // Unique agent names are reserved in a KV bucket derived from the log: re-derive it.
+    let agents = mc_commands::AgentService::new(
+        mc_commands::Handler::new(mc_eventlog::EventLog::new(client)),
+        mc_commands::NameRegistry::new(js),
+    );
+    let names = agents
+        .restore_names()
+        .await
+        .context("reserve the restored agents' names")?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    if args.dir.json {
+        let mut out = serde_json::to_value(&r)?;
+        out["agentNames"] = names.into();
+        println!("{out}");
+    } else if r.written == 0 {
+        println!("backup {} already restored up to position {}", r.id, r.last);
+    } else {
+        println!(
+            "restored backup {} up to position {} ({} events written{}, {:.0} events/s)",
+            r.id,
+            r.last,
+            r.written,
+            if r.resumed_after > 0 {
+                format!(", resumed after {}", r.resumed_after)
+            } else {
+                String::new()
+            },
+            r.written as f64 / secs
+        );
+        println!("reserved the names of {names} agents");
+        println!("next: start `mission-control serve` against this NATS and a fresh database; it rebuilds every read model");
+    }
+    Ok(())
+}
