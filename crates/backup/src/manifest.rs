@@ -133,11 +133,11 @@ pub fn read(dir: &Path, id: &str, schema_version: i64) -> Result<Manifest, Backu
     Ok(manifest)
 }
 
+/// A listed backup: its manifest, or its id and why it cannot be read.
+pub type Listed = Result<Manifest, (String, BackupError)>;
+
 /// Every complete backup under `dir`, oldest first, and the ids of unfinished ones.
-pub fn list(
-    dir: &Path,
-    schema_version: i64,
-) -> Result<(Vec<Result<Manifest, (String, BackupError)>>, Vec<String>), BackupError> {
+pub fn list(dir: &Path, schema_version: i64) -> Result<(Vec<Listed>, Vec<String>), BackupError> {
     let mut complete = Vec::new();
     let mut partial = Vec::new();
     let entries = match std::fs::read_dir(dir) {
