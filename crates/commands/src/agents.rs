@@ -156,33 +156,83 @@ impl AgentService {
     /// Re-create the name reservation of every agent that holds a name in the log. The log is
     /// the truth and `mc_names` is derived from it: a restored deployment (whose bucket starts
     /// empty) runs this before it serves, or a rename there could take a restored agent's name.
-    /// Returns the number of names reserved.
+    /// One pass over the agents' commits, then the reservations, 256 at a time. Returns the
+    /// number of names reserved.
     pub async fn restore_names(&self) -> Result<u64, CommandError> {
-        use futures::TryStreamExt;
+        use async_nats::jetstream::consumer::pull::OrderedConfig;
+        use futures::{StreamExt, TryStreamExt};
+        use mc_domain::agent::AgentEvent;
+        let unavailable =
+            |e: &dyn std::fmt::Display| CommandError::Unavailable(format!("event stream: {e}"));
         let js = self.handler.log().jetstream();
         let stream = js
             .get_stream(mc_eventlog::streams::EVENTS)
             .await
-            .map_err(|e| CommandError::Unavailable(format!("event stream: {e}")))?;
-        let prefix = format!("mc.events.{SCOPE}.");
-        let subjects: Vec<(String, usize)> = stream
-            .info_with_subjects(format!("{prefix}>"))
+            .map_err(|e| unavailable(&e))?;
+        let filter = format!("mc.events.{SCOPE}.>");
+        let total: usize = stream
+            .info_with_subjects(&filter)
             .await
-            .map_err(|e| CommandError::Unavailable(format!("event stream subjects: {e}")))?
-            .try_collect()
+            .map_err(|e| unavailable(&e))?
+            .map_ok(|(_, count)| count)
+            .try_fold(0, |sum, n| async move { Ok(sum + n) })
             .await
-            .map_err(|e| CommandError::Unavailable(format!("event stream subjects: {e}")))?;
-        let mut reserved = 0;
-        for (subject, _) in subjects {
-            let Some(id) = subject.strip_prefix(&prefix) else {
-                continue;
-            };
-            let (root, _) = self.handler.load::<Agent>(id, true).await?;
-            if let Agent::Active(a) = root.state() {
-                self.names.claim(SCOPE, &a.name, id).await?;
-                reserved += 1;
+            .map_err(|e| unavailable(&e))?;
+        // Agent id → its name while it holds one.
+        let mut names: std::collections::HashMap<String, String> = Default::default();
+        if total > 0 {
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: filter,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(|e| unavailable(&e))?
+                .take(total);
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| unavailable(&e))?;
+                // A message that is not a readable agent commit is skipped, as the projections
+                // skip it (it changed no agent).
+                let decoded = mc_eventlog::Commit::decode(&message.payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| {
+                        let events: Vec<AgentEvent> =
+                            c.domain_events().map_err(|e| e.to_string())?;
+                        Ok((c, events))
+                    });
+                let (commit, events) = match decoded {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(subject = %message.subject, error = %e, "skipping an unreadable agent commit");
+                        continue;
+                    }
+                };
+                for event in events {
+                    match event {
+                        AgentEvent::Registered { name, .. }
+                        | AgentEvent::Updated {
+                            name: Some(name), ..
+                        } => {
+                            names.insert(commit.aggregate_id.clone(), name);
+                        }
+                        AgentEvent::Removed { .. } => {
+                            names.remove(&commit.aggregate_id);
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
+        let reserved = names.len() as u64;
+        futures::stream::iter(names)
+            .map(|(id, name)| async move { self.names.claim(SCOPE, &name, &id).await })
+            .buffer_unordered(256)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(reserved)
     }
 }
