@@ -31,4 +31,5 @@ mod telemetry;
 mod telemetry_alarms;
 mod telemetry_cli;
 mod telemetry_kill;
+mod telemetry_replay;
 mod telemetry_retention;

@@ -22,7 +22,7 @@ pub mod projections;
 pub mod read;
 mod rebuilds;
 mod respond;
-mod spacecraft;
+pub mod spacecraft;
 mod state;
 mod telemetry;
 mod tokens;

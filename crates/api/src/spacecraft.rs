@@ -73,6 +73,44 @@ pub fn parse_time(value: &Value, field: &str) -> Result<DateTime<Utc>, FieldErro
     }
 }
 
+/// A limits configuration as clients write it (the body of `PUT /spacecraft/{id}/config`,
+/// also read from files by `mission-control telemetry replay --limits`): every field error
+/// named; `effectiveAt` now when absent.
+pub fn parse_config(body: ConfigBody) -> Result<(LimitsConfig, DateTime<Utc>), ApiError> {
+    let mut f = Fields::default();
+    let raw = body
+        .parameters
+        .into_iter()
+        .map(|(k, l)| {
+            (
+                k,
+                RawLimits {
+                    warn_low: l.warn_low,
+                    warn_high: l.warn_high,
+                    crit_low: l.crit_low,
+                    crit_high: l.crit_high,
+                    persistence: l.persistence,
+                    hysteresis: l.hysteresis,
+                    stale_after: l.stale_after,
+                    allowed_values: l.allowed_values,
+                },
+            )
+        })
+        .collect();
+    let limits = f.take_all(LimitsConfig::parse(raw));
+    let effective_at = match &body.effective_at {
+        Some(v) => f.take(parse_time(v, "effectiveAt")),
+        None => Some(Utc::now()),
+    };
+    let (limits, effective_at) = f.finish(|| Some((limits?, effective_at?)))?;
+    Ok((limits, effective_at))
+}
+
+/// [`parse_config`] of JSON text.
+pub fn parse_config_json(bytes: &[u8]) -> Result<(LimitsConfig, DateTime<Utc>), ApiError> {
+    parse_config(crate::extract::parse_json::<ConfigBody>(bytes)?)
+}
+
 fn parse_id(raw: &str) -> Result<SpacecraftId, ApiError> {
     SpacecraftId::parse(raw, "id").map_err(|e| ApiError::Validation(vec![e]))
 }
@@ -113,32 +151,7 @@ async fn configure(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let check = if_match(&headers)?;
-    let mut f = Fields::default();
-    let raw = body
-        .parameters
-        .into_iter()
-        .map(|(k, l)| {
-            (
-                k,
-                RawLimits {
-                    warn_low: l.warn_low,
-                    warn_high: l.warn_high,
-                    crit_low: l.crit_low,
-                    crit_high: l.crit_high,
-                    persistence: l.persistence,
-                    hysteresis: l.hysteresis,
-                    stale_after: l.stale_after,
-                    allowed_values: l.allowed_values,
-                },
-            )
-        })
-        .collect();
-    let limits = f.take_all(LimitsConfig::parse(raw));
-    let effective_at = match &body.effective_at {
-        Some(v) => f.take(parse_time(v, "effectiveAt")),
-        None => Some(Utc::now()),
-    };
-    let (limits, effective_at) = f.finish(|| Some((limits?, effective_at?)))?;
+    let (limits, effective_at) = parse_config(body)?;
     let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),

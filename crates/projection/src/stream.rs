@@ -51,6 +51,22 @@ pub struct StreamMessage {
 }
 
 impl StreamMessage {
+    /// A message as a JetStream consumer delivered it.
+    pub fn of(m: &async_nats::jetstream::Message) -> Result<Self, String> {
+        let info = m.info().map_err(|e| e.to_string())?;
+        Ok(Self {
+            position: info.stream_sequence,
+            received_ms: (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
+            subject: m.subject.to_string(),
+            content_type: m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Content-Type"))
+                .map(|v| v.as_str().to_owned()),
+            payload: m.payload.clone(),
+        })
+    }
+
     /// This whole message as a dead letter of `class` (a short metric label) and `reason`.
     pub fn dead_letter(&self, class: &'static str, reason: &str) -> DeadLetter {
         DeadLetter {
@@ -347,24 +363,14 @@ impl CheckpointedStream {
                     Some(Err(e)) => return Halt::Retry(e.to_string()),
                     None => return Halt::Retry("consumer ended".into()),
                 };
-                let info = match m.info() {
-                    Ok(info) => (info.stream_sequence, info.published),
-                    Err(e) => return Halt::Retry(e.to_string()),
+                let message = match StreamMessage::of(&m) {
+                    Ok(message) => message,
+                    Err(e) => return Halt::Retry(e),
                 };
                 // The ordered consumer never skips; after a retry, drop what is committed.
-                if info.0 > after {
-                    bytes += m.payload.len();
-                    batch.push(StreamMessage {
-                        position: info.0,
-                        received_ms: (info.1.unix_timestamp_nanos() / 1_000_000) as i64,
-                        subject: m.subject.to_string(),
-                        content_type: m
-                            .headers
-                            .as_ref()
-                            .and_then(|h| h.get("Content-Type"))
-                            .map(|v| v.as_str().to_owned()),
-                        payload: m.payload.clone(),
-                    });
+                if message.position > after {
+                    bytes += message.payload.len();
+                    batch.push(message);
                 }
                 if batch.len() >= self.config.max_messages || bytes >= self.config.max_bytes {
                     break;

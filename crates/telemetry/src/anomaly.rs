@@ -7,13 +7,13 @@
 //! index); the alarm aggregate ignores ordinals it has passed, so re-judging a batch after a
 //! crash never repeats a transition.
 
-use crate::wire::{self, Context as WireContext, Format};
+use crate::judge::{Judge, Pending};
 use crate::Message;
 use mc_commands::{AlarmService, CommandContext};
 use mc_domain::alarm::{AlarmCommand, AlarmKey, AlarmKind};
 use mc_domain::ids::AlarmId;
 use mc_domain::spacecraft::SpacecraftId;
-use mc_domain::telemetry::{LimitsHistory, ParamState, SampleValue, Severity, Transition};
+use mc_domain::telemetry::{LimitsHistory, ParamState, Severity, Transition};
 use mc_domain::Check;
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
@@ -24,30 +24,13 @@ const TRANSITIONS_HELP: &str = "Alarm transitions decided by the anomaly process
 /// Namespace of the deterministic command ids of processor transitions.
 const COMMANDS: Uuid = Uuid::from_u128(0x6d63_616e_6f6d_616c_7974_7261_6e73_0001);
 
-/// One alarm command to send, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    pub spacecraft: String,
-    pub parameter: String,
-    pub transition: Transition,
-    pub value: serde_json::Value,
-    pub sample_time_ms: i64,
-    pub ordinal: u64,
-}
-
-/// The position of a sample in the telemetry stream: sequence and index in the message.
-pub fn ordinal(position: u64, index: usize) -> u64 {
-    (position << 16) | (index as u64 & 0xffff)
-}
-
 pub struct AnomalySink {
     pool: PgPool,
     alarms: AlarmService,
-    max_future_ms: i64,
-    limits: HashMap<String, LimitsHistory>,
+    /// The limits and every parameter's evaluator state.
+    judge: Judge,
     /// The `spacecraft` projection's checkpoint when the limits were loaded.
     limits_seen: Option<i64>,
-    state: HashMap<String, HashMap<String, ParamState>>,
     dirty: Vec<(String, String, ParamState)>,
     pending: Vec<Pending>,
 }
@@ -57,10 +40,8 @@ impl AnomalySink {
         Self {
             pool,
             alarms,
-            max_future_ms,
-            limits: HashMap::new(),
+            judge: Judge::new(max_future_ms),
             limits_seen: None,
-            state: HashMap::new(),
             dirty: Vec::new(),
             pending: Vec::new(),
         }
@@ -72,13 +53,13 @@ impl AnomalySink {
             sqlx::query_as("SELECT spacecraft_id, parameter, level, run FROM telemetry_evaluator")
                 .fetch_all(&self.pool)
                 .await?;
-        self.state.clear();
+        self.judge.state.clear();
         for (sc, param, level, run) in rows {
             let s = ParamState {
                 level: level.as_deref().and_then(Severity::parse),
                 run: run.max(0) as u32,
             };
-            self.state.entry(sc).or_default().insert(param, s);
+            self.judge.state.entry(sc).or_default().insert(param, s);
         }
         self.limits_seen = None;
         Ok(())
@@ -94,7 +75,7 @@ impl AnomalySink {
         if self.limits_seen == Some(seen) {
             return Ok(());
         }
-        self.limits = load_limits(&self.pool).await?;
+        self.judge.limits = load_limits(&self.pool).await?;
         self.limits_seen = Some(seen);
         Ok(())
     }
@@ -105,68 +86,12 @@ impl AnomalySink {
         self.pending.clear();
         self.refresh_limits().await?;
         for m in batch {
-            self.judge(m);
+            self.judge.judge(m, &mut self.dirty, &mut self.pending);
         }
         for p in std::mem::take(&mut self.pending) {
             self.send(&p).await?;
         }
         Ok(())
-    }
-
-    fn judge(&mut self, m: &Message) {
-        let Some(spacecraft) = crate::subject_spacecraft(&m.subject) else {
-            return;
-        };
-        let Ok(snapshots) = wire::decode(
-            Format::from_content_type(m.content_type.as_deref()),
-            &m.payload,
-        ) else {
-            return;
-        };
-        let history = self.limits.get(spacecraft);
-        let cx = WireContext {
-            subject_spacecraft: Some(spacecraft),
-            received_ms: m.received_ms,
-            max_future_ms: self.max_future_ms,
-        };
-        let mut names = Vec::new();
-        for (i, snapshot) in snapshots.items.iter().enumerate() {
-            let Ok((_, s)) = wire::validate(snapshot, "", &cx, &mut names) else {
-                continue;
-            };
-            let config = history.and_then(|h| h.at(s.timestamp_ms));
-            let states = self.state.get_mut(spacecraft);
-            if config.is_none() && states.is_none() {
-                continue;
-            }
-            let states = match states {
-                Some(s) => s,
-                None => self.state.entry(spacecraft.to_owned()).or_default(),
-            };
-            for (name, value) in &s.samples {
-                let limits = config.and_then(|c| c.parameters().get(*name));
-                if limits.is_none() && !states.contains_key(*name) {
-                    continue;
-                }
-                let state = states.entry((*name).to_owned()).or_default();
-                let before = *state;
-                let transition = state.step(limits, *value);
-                if *state != before {
-                    self.dirty
-                        .push((spacecraft.to_owned(), (*name).to_owned(), *state));
-                }
-                if let Some(transition) = transition {
-                    self.pending.push(Pending {
-                        spacecraft: spacecraft.to_owned(),
-                        parameter: (*name).to_owned(),
-                        transition,
-                        value: json_value(*value),
-                        sample_time_ms: s.timestamp_ms,
-                        ordinal: ordinal(m.position, i),
-                    });
-                }
-            }
-        }
     }
 
     async fn send(&self, p: &Pending) -> Result<(), String> {
@@ -245,16 +170,6 @@ impl AnomalySink {
         .execute(&mut *tx)
         .await?;
         Ok(())
-    }
-}
-
-fn json_value(v: SampleValue<'_>) -> serde_json::Value {
-    match v {
-        SampleValue::Number(n) => {
-            serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
-        }
-        SampleValue::Bool(b) => b.into(),
-        SampleValue::Text(s) => s.into(),
     }
 }
 

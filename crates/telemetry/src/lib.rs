@@ -12,8 +12,10 @@ mod anomaly;
 mod consumer;
 mod copy;
 pub mod ingest;
+pub mod judge;
 pub mod read;
 mod registry;
+pub mod replay;
 pub mod retention;
 pub mod stale;
 mod store;
@@ -21,8 +23,9 @@ pub mod wire;
 
 pub use mc_eventlog::dlq;
 
-pub use anomaly::{load_limits, ordinal, AnomalySink};
+pub use anomaly::{load_limits, AnomalySink};
 pub use consumer::TelemetryConsumer;
+pub use judge::ordinal;
 pub use registry::{Registry, UnknownSpacecraft};
 pub use store::{StoreSink, INTERVALS};
 

@@ -9,6 +9,7 @@
 mod generator;
 mod publish;
 mod query;
+mod replay;
 
 use crate::api_client::ApiArgs;
 use clap::{Args, Subcommand, ValueEnum};
@@ -28,6 +29,10 @@ pub enum TelemetryCommand {
     List(ListArgs),
     /// Judge a spacecraft's recent snapshots against its limits and list the violations.
     Analyze(AnalyzeArgs),
+    /// Replay stored telemetry of a time range through the alarm evaluator with new limits
+    /// (or the current ones) and list the alarm transitions they would cause. Side effects
+    /// off: no alarm, nothing appended or stored, no relay frame.
+    Replay(ReplayArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,10 +120,40 @@ pub struct AnalyzeArgs {
     api: ApiArgs,
 }
 
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
+    /// Only this spacecraft (required with --limits).
+    #[arg(long)]
+    spacecraft: Option<String>,
+    /// Frames stored from this time on (RFC 3339 or epoch milliseconds).
+    #[arg(long)]
+    from: String,
+    /// Frames stored before this time (default now).
+    #[arg(long)]
+    to: Option<String>,
+    /// A JSON file like the body of `PUT /spacecraft/{id}/config` (`{"parameters": {...}}`):
+    /// these limits judge the whole range. Without it, the limits configured in the database
+    /// (each in force from its effective time) do.
+    #[arg(long)]
+    limits: Option<std::path::PathBuf>,
+    /// Pace: the frames' own pace times this (e.g. 10); default as fast as possible.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Where the current limits are read when --limits is not given.
+    #[arg(long, env = "MC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// One JSON object per transition instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 pub async fn run(command: TelemetryCommand) -> anyhow::Result<()> {
     match command {
         TelemetryCommand::Publish(args) => publish::publish(args).await,
         TelemetryCommand::List(args) => query::list(args).await,
         TelemetryCommand::Analyze(args) => query::analyze(args).await,
+        TelemetryCommand::Replay(args) => replay::replay(args).await,
     }
 }
