@@ -15,7 +15,7 @@ mod restore;
 
 pub use create::{create, prune, CreateOptions, Draft};
 pub use manifest::{ArchiveHead, Manifest, Verified};
-pub use restore::{restore, RestoreOptions, Restored};
+pub use restore::{restore, RestoreOptions, Restored, Until};
 
 /// The stream a backup holds.
 pub const EVENTS_STREAM: &str = mc_eventlog::streams::EVENTS;

@@ -17,10 +17,31 @@ use std::path::Path;
 /// Publishes awaiting their acknowledgement at most.
 const IN_FLIGHT: usize = 256;
 
+/// A point in time to restore up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// This position, inclusive.
+    Position(u64),
+    /// The last event JetStream stored at or before this time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl Until {
+    /// A position (digits) or an RFC 3339 time.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Ok(p) = s.parse::<u64>() {
+            return Ok(Self::Position(p));
+        }
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Self::Time(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| format!("{s:?} is neither a position nor an RFC 3339 time"))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// Restore positions up to this one only (point in time); `None`: everything.
-    pub until: Option<u64>,
+    /// Restore up to this point only; `None`: everything.
+    pub until: Option<Until>,
     /// The restoring build's schema version: a backup from a newer one is refused.
     pub schema_version: i64,
     /// Stream provisioning of the target (replicas, telemetry retention).
@@ -66,13 +87,18 @@ pub async fn restore(
     let Verified { manifest, .. } = verified;
     let end = match options.until {
         None => manifest.last,
-        Some(u) if manifest.messages > 0 && (manifest.first..=manifest.last).contains(&u) => u,
-        Some(u) => {
+        Some(Until::Position(u))
+            if manifest.messages > 0 && (manifest.first..=manifest.last).contains(&u) =>
+        {
+            u
+        }
+        Some(Until::Position(u)) => {
             return Err(BackupError::Refused(format!(
                 "--until {u} is outside the backup's positions {}..={}",
                 manifest.first, manifest.last
             )))
         }
+        Some(Until::Time(t)) => position_at(dir, &manifest, t).await?,
     };
     if manifest.messages > 0 && manifest.first != 1 {
         return Err(BackupError::Refused(format!(
@@ -182,6 +208,44 @@ pub async fn restore(
         },
     );
     Ok(restored)
+}
+
+/// The last position stored at or before `t`; refused when `t` is outside the backup's times.
+async fn position_at(
+    dir: &Path,
+    manifest: &crate::Manifest,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, BackupError> {
+    let t_ns = t.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let root = path_of(dir, &manifest.id)?;
+    let segments = manifest.segments.clone();
+    let (first, found) = tokio::task::spawn_blocking(move || {
+        let (mut first, mut found) = (None, None);
+        for s in &segments {
+            read_segment(&root, s, |r| {
+                first.get_or_insert(r.time_ns);
+                if r.time_ns <= t_ns {
+                    found = Some((r.seq, r.time_ns));
+                }
+                Ok(())
+            })?;
+        }
+        Ok::<_, BackupError>((first, found))
+    })
+    .await
+    .map_err(|e| BackupError::Refused(e.to_string()))??;
+    let when = |ns: i64| chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339();
+    match (first, found) {
+        (Some(first), None) => Err(BackupError::Refused(format!(
+            "--until {} is before the backup's first event ({})",
+            t.to_rfc3339(),
+            when(first)
+        ))),
+        (Some(_), Some((seq, _))) => Ok(seq),
+        (None, _) => Err(BackupError::Refused(
+            "--until: the backup holds no events".into(),
+        )),
+    }
 }
 
 /// Await the oldest acknowledgement; it must be for its own position.

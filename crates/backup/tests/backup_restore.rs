@@ -49,7 +49,7 @@ fn options() -> CreateOptions {
 
 fn restore_options(until: Option<u64>) -> RestoreOptions {
     RestoreOptions {
-        until,
+        until: until.map(mc_backup::Until::Position),
         schema_version: 14,
         ..Default::default()
     }
@@ -317,4 +317,57 @@ async fn an_empty_stream_backs_up_and_restores_as_empty() {
     .unwrap();
     assert_eq!(r.last, 0);
     assert_eq!(last_position(&target_js).await, Some(0));
+}
+
+#[tokio::test]
+async fn until_a_time_restores_what_was_stored_by_then() {
+    let (_a, source_js) = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = backup(&source_js, dir.path()).await;
+    let stream = source_js.get_stream("MC_EVENTS").await.unwrap();
+    let at = |seq| {
+        let stream = stream.clone();
+        async move {
+            let t = stream.get_raw_message(seq).await.unwrap().time;
+            chrono::DateTime::from_timestamp_nanos(t.unix_timestamp_nanos() as i64)
+        }
+    };
+    let t = at(1_234).await;
+    let target = NatsServer::start().await;
+    let target_js = js(&target).await;
+    let options = RestoreOptions {
+        until: Some(mc_backup::Until::Time(t)),
+        schema_version: 14,
+        ..Default::default()
+    };
+    let r = mc_backup::restore(&target_js, dir.path(), &m.id, &options, |_, _| {})
+        .await
+        .unwrap();
+    assert!(r.last >= 1_234, "{r:?}");
+    assert!(at(r.last).await <= t && at(r.last + 1).await > t, "{r:?}");
+
+    let before = at(1).await - chrono::Duration::seconds(1);
+    let options = RestoreOptions {
+        until: Some(mc_backup::Until::Time(before)),
+        schema_version: 14,
+        ..Default::default()
+    };
+    let fresh = NatsServer::start().await;
+    let refused =
+        mc_backup::restore(&js(&fresh).await, dir.path(), &m.id, &options, |_, _| {}).await;
+    assert!(
+        matches!(refused, Err(BackupError::Refused(ref e)) if e.contains("before the backup's first event")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        mc_backup::Until::parse("2026-12-03T10:00:00Z"),
+        Ok(mc_backup::Until::Time(
+            "2026-12-03T10:00:00Z".parse().unwrap()
+        ))
+    );
+    assert_eq!(
+        mc_backup::Until::parse("17"),
+        Ok(mc_backup::Until::Position(17))
+    );
+    assert!(mc_backup::Until::parse("yesterday").is_err());
 }

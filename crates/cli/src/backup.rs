@@ -70,9 +70,10 @@ pub struct RestoreArgs {
     /// The target deployment's NATS (its MC_EVENTS must be empty or an unfinished restore).
     #[command(flatten)]
     nats: NatsArgs,
-    /// Restore positions up to this one only (point in time).
-    #[arg(long)]
-    until: Option<u64>,
+    /// Restore up to this point only: a position, or an RFC 3339 time (the last event stored
+    /// at or before it).
+    #[arg(long, value_parser = mc_backup::Until::parse)]
+    until: Option<mc_backup::Until>,
 }
 
 pub async fn run(command: BackupCommand) -> anyhow::Result<()> {
