@@ -281,6 +281,8 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let names_started = Instant::now();
     // Unique agent names are reserved in a KV bucket derived from the log: re-derive it.
     let agents = mc_commands::AgentService::new(
         mc_commands::Handler::new(mc_eventlog::EventLog::new(client)),
@@ -290,7 +292,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         .restore_names()
         .await
         .context("reserve the restored agents' names")?;
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let names_secs = names_started.elapsed().as_secs_f64();
     if args.dir.json {
         let mut out = serde_json::to_value(&r)?;
         out["agentNames"] = names.into();
@@ -299,7 +301,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         println!("backup {} already restored up to position {}", r.id, r.last);
     } else {
         println!(
-            "restored backup {} up to position {} ({} events written{}, {:.0} events/s)",
+            "restored backup {} up to position {} ({} events written{}, {:.0} events/s with verification)",
             r.id,
             r.last,
             r.written,
@@ -310,7 +312,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             },
             r.written as f64 / secs
         );
-        println!("reserved the names of {names} agents");
+        println!("reserved the names of {names} agents in {names_secs:.1} s");
         println!("next: start `mission-control serve` against this NATS and a fresh database; it rebuilds every read model");
     }
     Ok(())
