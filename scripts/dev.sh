@@ -303,6 +303,7 @@ export_env() {
   export MC_HTTP_ADDR="$HTTP_ADDR"
   export MC_NATS_SERVER_BIN="$NATS_BIN"
   export MC_TEST_DATABASE_URL; MC_TEST_DATABASE_URL="$(pg_url postgres)"
+  export MC_BACKUP_DIR="$ROOT/.dev/backups"   # backups of serve and of `backup create`
   # serve's NATS login (nats/nats-server.conf, user mission-control), once the passwords exist.
   if [[ -n $(nats_auth_value MC_NATS_SERVICE_PASSWORD) ]]; then
     export MC_NATS_USER="$NATS_SERVICE_USER"
@@ -393,7 +394,7 @@ cmd_env() {
   export_env
   local v
   for v in MC_NATS_URL MC_DATABASE_URL MC_HTTP_ADDR MC_NATS_SERVER_BIN MC_TEST_DATABASE_URL \
-    MC_NATS_USER MC_NATS_PASSWORD; do
+    MC_BACKUP_DIR MC_NATS_USER MC_NATS_PASSWORD; do
     if [[ -n ${!v:-} ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   if [[ -s $ADMIN_TOKEN ]]; then printf 'export MC_TOKEN=%q\n' "$(cat "$ADMIN_TOKEN")"; fi

@@ -141,3 +141,24 @@ pub async fn head_at(pool: &PgPool, position: u64) -> Result<Option<(u64, String
     .await?;
     Ok(row.map(|(p, h)| (p as u64, hex(&h))))
 }
+
+/// [`head_at`] once the archive has reached `position` (it lags the log), waiting up to
+/// `timeout`; after that, the head below it (`None` if nothing is archived).
+pub async fn head_when_archived(
+    pool: &PgPool,
+    position: u64,
+    timeout: std::time::Duration,
+) -> Result<Option<(u64, String)>, sqlx::Error> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let head = head_at(pool, position).await?;
+        let caught_up = position == 0 || head.as_ref().is_some_and(|(p, _)| *p == position);
+        if caught_up || std::time::Instant::now() >= deadline {
+            if !caught_up {
+                tracing::warn!(position, "the archive has not reached the backup's last position; recording its head below it");
+            }
+            return Ok(head);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

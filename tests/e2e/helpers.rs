@@ -37,6 +37,10 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
                 burst: 0,
             },
         },
+        backups: mc_api::BackupSettings {
+            dir: std::env::temp_dir().join(format!("mc-e2e-backups-{}", uuid::Uuid::now_v7())),
+            ..Default::default()
+        },
         database_url,
         migrator_database_url: None,
         http_addr,

@@ -194,6 +194,8 @@ impl Application {
             mc_relay::Limits::default(),
             background.clone(),
         );
+        let backups =
+            crate::backups::service(&config, log.jetstream().clone(), pool.clone()).await?;
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,
@@ -208,6 +210,7 @@ impl Application {
             tokens,
             auth,
             relay,
+            backups,
             telemetry: config.telemetry,
             telemetry_registry,
             projectors: views,
@@ -486,6 +489,9 @@ async fn boot(
         tokio::spawn(async {})
     };
     state.serving.store(true, Ordering::Release);
+    if let Some(every) = config.backups.every {
+        state.backups.spawn_schedule(every, cancel.clone());
+    }
     let sweepers = if config.run_projectors {
         vec![
             tokio::spawn(

@@ -9,6 +9,7 @@ mod alarms;
 mod app;
 mod audit;
 pub mod auth;
+mod backups;
 mod comments;
 pub mod edges;
 pub mod extract;
@@ -30,7 +31,7 @@ mod tokens;
 pub use app::{all_projections, nats_addrs, Application};
 pub use auth::{Caller, Route};
 pub use edges::HttpLimits;
-pub use state::{AppState, Config};
+pub use state::{AppState, BackupSettings, Config};
 
 use auth::Routes;
 use axum::Router;
@@ -45,6 +46,7 @@ fn routes() -> (Routes, Routes) {
         telemetry::routes,
         alarms::routes,
         audit::routes,
+        backups::routes,
         projections::routes,
         rebuilds::routes,
         tokens::routes,

@@ -63,6 +63,8 @@ pub enum ApiError {
     /// No valid credentials (401), not allowed (403), too many writes (429), or the token
     /// table still loading (503).
     Auth(mc_auth::AuthError),
+    /// A backup that is unknown, damaged, from a newer version, or a backup or restore refused.
+    Backup(mc_backup::BackupError),
     /// A route the permission table has no rule for: a bug, refused rather than left open.
     NoRule {
         method: String,
@@ -152,6 +154,38 @@ impl ApiError {
                     "valid credentials required",
                 ),
             },
+            Self::Backup(e) => {
+                use mc_backup::BackupError as B;
+                match e {
+                    B::UnknownBackup(_) => ("not-found", StatusCode::NOT_FOUND, "not found"),
+                    B::Incomplete(_) => (
+                        "backup-incomplete",
+                        StatusCode::CONFLICT,
+                        "backup never finished",
+                    ),
+                    B::Corrupt(_) => (
+                        "backup-corrupt",
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "backup is damaged",
+                    ),
+                    B::Newer(_) => (
+                        "backup-newer",
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "backup comes from a newer version",
+                    ),
+                    B::Refused(_) => ("refused", StatusCode::CONFLICT, "refused"),
+                    B::Nats(_) => (
+                        "unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "dependency unavailable",
+                    ),
+                    B::Io(_) => (
+                        "internal",
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ),
+                }
+            }
             Self::NoRule { .. } => (
                 "no-permission-rule",
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -221,6 +255,7 @@ impl ApiError {
                 "retryAfter": retry_after_secs,
             }),
             Self::Auth(e) => json!({"detail": e.to_string()}),
+            Self::Backup(e) => json!({"detail": e.to_string()}),
             Self::NoRule { method, path } => json!({
                 "detail": format!("{method} {path} has no rule in the permission table"),
             }),
@@ -286,6 +321,12 @@ impl From<CommandError> for ApiError {
             CommandError::Unavailable(e) => Self::Unavailable(e),
             CommandError::Corrupt(e) => Self::Internal(e),
         }
+    }
+}
+
+impl From<mc_backup::BackupError> for ApiError {
+    fn from(e: mc_backup::BackupError) -> Self {
+        Self::Backup(e)
     }
 }
 

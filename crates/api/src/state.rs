@@ -46,6 +46,33 @@ pub struct Config {
     pub telemetry: mc_telemetry::TelemetryConfig,
     /// The JWT issuer (if any) and the per-principal write limit.
     pub auth: mc_auth::AuthConfig,
+    /// Where backups go, their schedule and retention, and where restores go.
+    pub backups: BackupSettings,
+}
+
+/// Backups of a running server (`/api/v1/backups`, the schedule).
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub dir: std::path::PathBuf,
+    /// Back up this often (`None`: only on request).
+    pub every: Option<Duration>,
+    pub keep: Option<usize>,
+    pub keep_days: Option<u32>,
+    /// The NATS of the deployment restores go into (beside the live one; credentials may be in
+    /// the URL). `None`: `POST /backups/{id}/restore` is refused.
+    pub restore_nats_url: Option<String>,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            dir: "backups".into(),
+            every: None,
+            keep: None,
+            keep_days: None,
+            restore_nats_url: None,
+        }
+    }
 }
 
 /// A consumer (event projection or telemetry consumer) as the API reports it.
@@ -77,6 +104,8 @@ pub struct Inner {
     pub auth: Arc<mc_auth::Authenticator>,
     /// The live relay: one consumer per stream fanning out to WebSocket and SSE clients.
     pub relay: mc_relay::Hub,
+    /// Backup jobs, the listing, verification and restores.
+    pub backups: mc_backup::BackupService,
     pub telemetry: mc_telemetry::TelemetryConfig,
     pub telemetry_registry: mc_telemetry::Registry,
     pub positions: Positions,

@@ -27,6 +27,8 @@ pub struct CreateOptions {
     pub schema_version: i64,
     /// `mission-control <version>`.
     pub software: String,
+    /// The new backup's id (default: a fresh one, see [`new_id`]).
+    pub id: Option<String>,
 }
 
 impl Default for CreateOptions {
@@ -37,6 +39,7 @@ impl Default for CreateOptions {
             level: 3,
             schema_version: 0,
             software: String::new(),
+            id: None,
         }
     }
 }
@@ -88,7 +91,13 @@ pub async fn create(
     let info = stream.info().await.map_err(BackupError::nats)?;
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
     let config = serde_json::to_value(&info.config).unwrap_or_default();
-    let id = new_id();
+    let id = match &options.id {
+        Some(id) => {
+            manifest::path_of(dir, id)?;
+            id.clone()
+        }
+        None => new_id(),
+    };
     std::fs::create_dir_all(dir)?;
     let partial = dir.join(format!("{id}{PARTIAL_SUFFIX}"));
     std::fs::create_dir(&partial)?;
@@ -192,7 +201,7 @@ pub async fn create(
 }
 
 /// A sortable, unique id: `<UTC time>-<random>`.
-fn new_id() -> String {
+pub fn new_id() -> String {
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let random = uuid::Uuid::now_v7().simple().to_string();
     format!("{now}-{}", &random[random.len() - 8..])

@@ -12,10 +12,12 @@ pub mod segment;
 
 mod create;
 mod restore;
+pub mod service;
 
-pub use create::{create, prune, CreateOptions, Draft};
+pub use create::{create, new_id, prune, CreateOptions, Draft};
 pub use manifest::{ArchiveHead, Manifest, Verified};
 pub use restore::{restore, RestoreOptions, Restored, Until};
+pub use service::{BackupService, ServiceConfig};
 
 /// The stream a backup holds.
 pub const EVENTS_STREAM: &str = mc_eventlog::streams::EVENTS;

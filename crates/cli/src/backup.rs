@@ -150,18 +150,9 @@ async fn archive_head(url: &str, last: u64) -> anyhow::Result<Option<ArchiveHead
         .connect(url)
         .await
         .context("connect to postgres")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let head = mc_projections::audit::head_at(&pool, last).await?;
-        let caught_up = head.as_ref().is_some_and(|(p, _)| *p == last) || last == 0;
-        if caught_up || Instant::now() >= deadline {
-            if !caught_up {
-                eprintln!("warning: the archive has not reached position {last}; recording its head below it");
-            }
-            return Ok(head.map(|(position, hash)| ArchiveHead { position, hash }));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let head =
+        mc_projections::audit::head_when_archived(&pool, last, Duration::from_secs(30)).await?;
+    Ok(head.map(|(position, hash)| ArchiveHead { position, hash }))
 }
 
 fn list(args: &DirArgs) -> anyhow::Result<()> {
@@ -316,4 +307,38 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         println!("next: start `mission-control serve` against this NATS and a fresh database; it rebuilds every read model");
     }
     Ok(())
+}
+
+/// The backup settings of `serve`: `/api/v1/backups`, the schedule, retention, restore target.
+#[derive(Args)]
+pub struct ServeBackupArgs {
+    /// Where `POST /api/v1/backups` and scheduled backups write.
+    #[arg(long = "backup-dir", env = "MC_BACKUP_DIR", default_value = "backups")]
+    backup_dir: PathBuf,
+    /// Back up every N minutes (0: only on request).
+    #[arg(long, env = "MC_BACKUP_EVERY_MINUTES", default_value_t = 0)]
+    backup_every_minutes: u64,
+    /// After each backup keep only the newest N.
+    #[arg(long = "backup-keep", env = "MC_BACKUP_KEEP")]
+    backup_keep: Option<usize>,
+    /// After each backup delete those older than N days (never the newest).
+    #[arg(long = "backup-keep-days", env = "MC_BACKUP_KEEP_DAYS")]
+    backup_keep_days: Option<u32>,
+    /// NATS of the deployment `POST /api/v1/backups/{id}/restore` restores into (beside the live
+    /// one; credentials may be in the URL). Unset: restores over HTTP are refused.
+    #[arg(long, env = "MC_RESTORE_NATS_URL", hide_env_values = true)]
+    restore_nats_url: Option<String>,
+}
+
+impl ServeBackupArgs {
+    pub fn settings(&self) -> mc_api::BackupSettings {
+        mc_api::BackupSettings {
+            dir: self.backup_dir.clone(),
+            every: (self.backup_every_minutes > 0)
+                .then(|| Duration::from_secs(self.backup_every_minutes * 60)),
+            keep: self.backup_keep,
+            keep_days: self.backup_keep_days,
+            restore_nats_url: self.restore_nats_url.clone(),
+        }
+    }
 }

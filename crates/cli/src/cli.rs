@@ -129,6 +129,8 @@ struct ServeArgs {
     nats: crate::nats::NatsArgs,
     #[command(flatten)]
     auth: crate::auth_args::AuthArgs,
+    #[command(flatten)]
+    backups: crate::backup::ServeBackupArgs,
     /// Address the HTTP API listens on.
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
@@ -261,6 +263,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         nats_auth: args.nats.auth()?,
         nats_url: args.nats.nats_url,
         auth: args.auth.config()?,
+        backups: args.backups.settings(),
         database_url: args.db.database_url,
         migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,
