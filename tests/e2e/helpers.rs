@@ -41,6 +41,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
             dir: std::env::temp_dir().join(format!("mc-e2e-backups-{}", uuid::Uuid::now_v7())),
             ..Default::default()
         },
+        sweepers: true,
         database_url,
         migrator_database_url: None,
         http_addr,

@@ -492,7 +492,9 @@ async fn boot(
     if let Some(every) = config.backups.every {
         state.backups.spawn_schedule(every, cancel.clone());
     }
-    let sweepers = if config.run_projectors {
+    // Sweepers act on the wall clock (staleness, shelve expiry): a drill over restored history
+    // turns them off, so it appends nothing.
+    let sweepers = if config.run_projectors && config.sweepers {
         vec![
             tokio::spawn(
                 mc_telemetry::stale::StaleSweeper::new(state.pool.clone(), state.alarms.clone())

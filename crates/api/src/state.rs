@@ -48,6 +48,36 @@ pub struct Config {
     pub auth: mc_auth::AuthConfig,
     /// Where backups go, their schedule and retention, and where restores go.
     pub backups: BackupSettings,
+    /// Run the wall-clock sweepers (staleness alarms, shelve expiry) with the projectors.
+    pub sweepers: bool,
+}
+
+impl Config {
+    /// A server on `nats_url` and `database_url` with the CLI's defaults, listening on a free
+    /// loopback port (restore drills, tools).
+    pub fn local(nats_url: String, database_url: String) -> Self {
+        Self {
+            nats_url,
+            nats_auth: Default::default(),
+            database_url,
+            migrator_database_url: None,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_limits: crate::HttpLimits::default(),
+            stream_replicas: 1,
+            telemetry_max_age: Duration::from_secs(7 * 24 * 3600),
+            read_wait: Duration::from_secs(2),
+            run_projectors: true,
+            serve_nats_commands: true,
+            migrate_on_start: true,
+            skip_poison: Vec::new(),
+            ready_max_lag: None,
+            ready_stall: Duration::from_secs(60),
+            telemetry: mc_telemetry::TelemetryConfig::default(),
+            auth: mc_auth::AuthConfig::default(),
+            backups: BackupSettings::default(),
+            sweepers: true,
+        }
+    }
 }
 
 /// Backups of a running server (`/api/v1/backups`, the schedule).

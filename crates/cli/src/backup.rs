@@ -59,6 +59,22 @@ pub struct VerifyArgs {
     id: String,
     #[command(flatten)]
     dir: DirArgs,
+    /// Also restore it into a scratch deployment, rebuild the read models there and compare
+    /// them and the archive's hash chain with the live system (MC_DATABASE_URL).
+    #[arg(long, requires_all = ["drill_nats_url", "drill_database_url"])]
+    drill: bool,
+    /// The scratch deployment's NATS: empty (or an unfinished drill of this backup).
+    #[arg(long, env = "MC_DRILL_NATS_URL")]
+    drill_nats_url: Option<String>,
+    /// The scratch deployment's database: empty, with rights to migrate.
+    #[arg(long, env = "MC_DRILL_DATABASE_URL", hide_env_values = true)]
+    drill_database_url: Option<String>,
+    /// The live database to compare with.
+    #[arg(long, env = "MC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Longest wait for the scratch read models, seconds.
+    #[arg(long, default_value_t = 600)]
+    drill_timeout_seconds: u64,
 }
 
 #[derive(Args)]
@@ -222,6 +238,18 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
+    if args.drill {
+        let target = crate::drill::DrillTarget {
+            nats_url: args.drill_nats_url.clone().unwrap_or_default(),
+            database_url: args.drill_database_url.clone().unwrap_or_default(),
+            live_database_url: args.database_url.clone(),
+            timeout: Duration::from_secs(args.drill_timeout_seconds),
+        };
+        if !crate::drill::drill(&args.dir.dir, &args.id, target, args.dir.json).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if args.dir.json {
         println!("{}", serde_json::to_string(&v)?);
     } else {

@@ -264,6 +264,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         nats_url: args.nats.nats_url,
         auth: args.auth.config()?,
         backups: args.backups.settings(),
+        sweepers: true,
         database_url: args.db.database_url,
         migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,

@@ -5,6 +5,7 @@ mod auth_args;
 mod backup;
 mod bench;
 mod cli;
+mod drill;
 mod events;
 mod fanout;
 mod nats;
