@@ -164,15 +164,27 @@ pub async fn head_when_archived(
 }
 
 /// A read-model table's row count and a checksum of its content, to compare two deployments
-/// (restore drills). The archive (`events`) is summed by its hash chain, which covers every
-/// field but the archive's own `recorded_at`; other tables by every row's text, sorted.
-/// `table` comes from a projection's `tables()`, never from outside input.
-pub async fn table_checksum(pool: &PgPool, table: &str) -> Result<(i64, String), sqlx::Error> {
+/// (restore drills). The archive (`events`) is summed by its hash chain up to `position`, which
+/// covers every field but the archive's own `recorded_at`; other tables by every row's text,
+/// sorted. `table` comes from a projection's `tables()`, never from outside input.
+pub async fn table_checksum(
+    pool: &PgPool,
+    table: &str,
+    position: u64,
+) -> Result<(i64, String), sqlx::Error> {
+    if table == "events" {
+        return sqlx::query_as(
+            "SELECT count(*), coalesce(md5(string_agg(encode(hash, 'hex'), '' ORDER BY position, event_index)), '') \
+             FROM events WHERE position <= $1",
+        )
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .fetch_one(pool)
+        .await;
+    }
     let ident = format!("\"{}\"", table.replace('"', "\"\""));
-    let sql = if table == "events" {
-        "SELECT count(*), coalesce(md5(string_agg(encode(hash, 'hex'), '' ORDER BY position, event_index)), '') FROM events".to_owned()
-    } else {
-        format!("SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {ident} t")
-    };
-    sqlx::query_as(&sql).fetch_one(pool).await
+    sqlx::query_as(&format!(
+        "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {ident} t"
+    ))
+    .fetch_one(pool)
+    .await
 }

@@ -164,6 +164,12 @@ async fn a_wiped_deployment_restored_from_a_backup_has_identical_read_models() {
     let last = stream_head(&source_js, "MC_EVENTS").await;
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_str().unwrap();
+    // The read models as backed up (the backup's own record comes after).
+    let source = checksums(&app.db.pool).await;
+    assert!(
+        source.iter().all(|(_, count, _)| *count > 0),
+        "every read model has rows: {source:?}"
+    );
 
     let created = stdout_json(
         &backup_cli(
@@ -176,6 +182,20 @@ async fn a_wiped_deployment_restored_from_a_backup_has_identical_read_models() {
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["last"], last);
     assert_eq!(created["archiveHead"]["position"], last, "{created}");
+    // The backup is recorded in the log it backed up, by the CLI's operator.
+    assert_eq!(stream_head(&source_js, "MC_EVENTS").await, last + 1);
+    app.wait_projection("archive", last + 1).await;
+    let (_, recorded) = app.get_json("/events?aggregate=backup").await;
+    let record = &recorded["items"][0];
+    assert_eq!(record["type"], "backup.completed", "{recorded}");
+    assert_eq!(record["aggregateId"], id.as_str());
+    assert!(
+        record["actor"].as_str().unwrap().starts_with("cli:"),
+        "{record}"
+    );
+    assert_eq!(record["payload"]["last"], last);
+    let digest = std::fs::read_to_string(dir.path().join(&id).join("manifest.sha256")).unwrap();
+    assert_eq!(record["payload"]["manifestSha256"], digest.trim());
     let listed = stdout_json(
         &backup_cli(&app.nats.url(), None, &["list", "--dir", dir_arg, "--json"]).await,
     );
@@ -190,11 +210,6 @@ async fn a_wiped_deployment_restored_from_a_backup_has_identical_read_models() {
         .await,
     );
     assert_eq!(verified["messagesChecked"], last);
-    let source = checksums(&app.db.pool).await;
-    assert!(
-        source.iter().all(|(_, count, _)| *count > 0),
-        "every read model has rows: {source:?}"
-    );
 
     // A copy with one byte flipped fails verification and is not restored.
     let damaged = tempfile::tempdir().unwrap();
@@ -455,6 +470,22 @@ async fn backups_over_http_with_progress_verification_and_a_restore() {
     assert_eq!(manifest["archiveHead"]["position"], last, "{manifest}");
     let (_, listed) = app.get_json("/backups").await;
     assert_eq!(listed["items"][0]["id"], id.as_str());
+    // Recorded in the log with the admin who asked as its actor.
+    let recorded = poll(&app, "/events?aggregate=backup", |b| {
+        b["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    assert_eq!(
+        recorded["items"][0]["type"], "backup.completed",
+        "{recorded}"
+    );
+    assert!(
+        recorded["items"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with("/test-admin"),
+        "{recorded}"
+    );
     let (status, verified) = app.post(&format!("/backups/{id}/verify"), json!({})).await;
     assert_eq!(
         (status, verified["verified"].as_bool()),

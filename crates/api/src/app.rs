@@ -194,8 +194,13 @@ impl Application {
             mc_relay::Limits::default(),
             background.clone(),
         );
-        let backups =
-            crate::backups::service(&config, log.jetstream().clone(), pool.clone()).await?;
+        let backups = crate::backups::service(
+            &config,
+            log.jetstream().clone(),
+            pool.clone(),
+            mc_commands::BackupLog::new(Handler::new(log.clone())),
+        )
+        .await?;
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,

@@ -1,7 +1,7 @@
 //! `/api/v1/backups`: glue over `mc_backup::BackupService` (background jobs with progress, the
 //! listing, verification, restores into the configured target).
 
-use crate::auth::Routes;
+use crate::auth::{Caller, Routes};
 use crate::extract::{parse_json, RawBody};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -26,9 +26,13 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": state.backups.list()?})))
 }
 
-/// 202 `{id, state: "running"}`; progress at `GET /backups/{id}`.
-async fn create(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let id = state.backups.start_backup()?;
+/// 202 `{id, state: "running"}`; progress at `GET /backups/{id}`; the outcome is recorded in
+/// the log with the caller as its actor.
+async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let id = state.backups.start_backup(&caller.actor(), false)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "running"})),
@@ -114,6 +118,7 @@ pub(crate) async fn service(
     config: &crate::Config,
     js: async_nats::jetstream::Context,
     pool: sqlx::PgPool,
+    log: mc_commands::BackupLog,
 ) -> Result<mc_backup::BackupService, crate::app::BuildError> {
     let settings = &config.backups;
     let restore_target = match &settings.restore_nats_url {
@@ -163,5 +168,10 @@ pub(crate) async fn service(
             ..Default::default()
         },
     };
-    Ok(mc_backup::BackupService::new(js, config, Some(head)))
+    Ok(mc_backup::BackupService::new(
+        js,
+        config,
+        Some(head),
+        Some(log),
+    ))
 }

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod segment;
 
 mod create;
+pub mod record;
 mod restore;
 pub mod service;
 

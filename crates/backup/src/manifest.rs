@@ -136,6 +136,12 @@ pub fn read(dir: &Path, id: &str, schema_version: i64) -> Result<Manifest, Backu
 /// A listed backup: its manifest, or its id and why it cannot be read.
 pub type Listed = Result<Manifest, (String, BackupError)>;
 
+/// The recorded SHA-256 of backup `id`'s manifest (`manifest.sha256`).
+pub fn digest(dir: &Path, id: &str) -> Result<String, BackupError> {
+    let text = std::fs::read_to_string(path_of(dir, id)?.join(MANIFEST_DIGEST))?;
+    Ok(text.trim().to_owned())
+}
+
 /// Every complete backup under `dir`, oldest first, and the ids of unfinished ones.
 pub fn list(dir: &Path, schema_version: i64) -> Result<(Vec<Listed>, Vec<String>), BackupError> {
     let mut complete = Vec::new();

@@ -109,91 +109,48 @@ pub async fn restore(
     streams::provision(js, &options.provision)
         .await
         .map_err(BackupError::nats)?;
-    let mut stream = js
-        .get_stream(EVENTS_STREAM)
-        .await
-        .map_err(BackupError::nats)?;
-    let target_last = stream
-        .info()
-        .await
-        .map_err(BackupError::nats)?
-        .state
-        .last_sequence;
     let root = path_of(dir, id)?;
-    if target_last > 0 {
-        check_resumable(&stream, &root, &manifest, target_last, end).await?;
-    }
-    let mut restored = Restored {
-        id: id.to_owned(),
-        last: target_last,
-        written: 0,
-        resumed_after: target_last,
-    };
-    if target_last >= end {
-        progress(
-            "restore",
-            Progress {
-                done: end,
-                total: end,
-            },
-        );
-        return Ok(restored);
-    }
-    // Records are read on a blocking thread and handed over in order.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(1024);
-    let reader = {
-        let segments = manifest.segments.clone();
-        let root = root.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
-            for s in segments
-                .iter()
-                .filter(|s| s.last > target_last && s.first <= end)
-            {
-                let stop = read_segment(&root, s, |r| {
-                    if r.seq > target_last && r.seq <= end && tx.blocking_send(r).is_err() {
-                        return Err(BackupError::Refused("stopped".into()));
-                    }
-                    Ok(())
-                });
-                if let Err(BackupError::Refused(_)) = stop {
-                    return Ok(());
-                }
-                stop?;
-            }
-            Ok(())
-        })
-    };
-    let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
-    let outcome: Result<(), BackupError> = async {
-        while let Some(record) = rx.recv().await {
-            let seq = record.seq;
-            let ack = js
-                .send_publish(record.subject.clone(), publication(record))
-                .await
-                .map_err(BackupError::nats)?;
-            in_flight.push_back((seq, ack));
-            if in_flight.len() >= IN_FLIGHT {
-                settle(&mut in_flight, &mut restored)?.await?;
-                progress(
-                    "restore",
-                    Progress {
-                        done: restored.last,
-                        total: end,
-                    },
-                );
-            }
+    let mut restored: Option<Restored> = None;
+    // A publish refused for a wrong last sequence means someone else wrote meanwhile: most
+    // likely the publishes a killed earlier run left on the wire. Look again: if what landed
+    // is this backup's, go on after it.
+    for attempt in 1..=RACE_ATTEMPTS {
+        let mut stream = js
+            .get_stream(EVENTS_STREAM)
+            .await
+            .map_err(BackupError::nats)?;
+        let target_last = stream
+            .info()
+            .await
+            .map_err(BackupError::nats)?
+            .state
+            .last_sequence;
+        if target_last > 0 {
+            check_resumable(&stream, &root, &manifest, target_last, end).await?;
         }
-        while !in_flight.is_empty() {
-            settle(&mut in_flight, &mut restored)?.await?;
+        let run = restored.get_or_insert(Restored {
+            id: id.to_owned(),
+            last: target_last,
+            written: 0,
+            resumed_after: target_last,
+        });
+        run.last = target_last;
+        if run.written == 0 {
+            run.resumed_after = target_last;
         }
-        Ok(())
+        if target_last >= end {
+            break;
+        }
+        match publish_from(js, &root, &manifest, target_last, end, run, &mut progress).await {
+            Ok(()) => break,
+            Err(Raced(e)) if attempt < RACE_ATTEMPTS => {
+                tracing::info!(error = %e, "the target moved while restoring; looking again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt as u64)).await;
+            }
+            Err(Raced(e) | Failed(e)) => return Err(e),
+        }
     }
-    .await;
-    drop(rx);
-    reader
-        .await
-        .map_err(|e| BackupError::Refused(format!("reading the backup stopped: {e}")))??;
-    outcome?;
+    let restored = restored.ok_or_else(|| BackupError::Refused("nothing was attempted".into()))?;
     if restored.last != end {
         return Err(BackupError::Refused(format!(
             "the restore ended at position {} instead of {end}",
@@ -208,6 +165,113 @@ pub async fn restore(
         },
     );
     Ok(restored)
+}
+
+/// Times a restore looks at the target again after another writer moved it.
+const RACE_ATTEMPTS: u32 = 5;
+
+/// Why publishing stopped: the target moved under us (look again), or anything else.
+enum PublishStop {
+    Raced(BackupError),
+    Failed(BackupError),
+}
+use PublishStop::{Failed, Raced};
+
+/// Publish the backup's positions `after + 1..=end` in order, 256 acks in flight.
+async fn publish_from(
+    js: &Context,
+    root: &Path,
+    manifest: &crate::Manifest,
+    after: u64,
+    end: u64,
+    restored: &mut Restored,
+    progress: &mut impl FnMut(&str, Progress),
+) -> Result<(), PublishStop> {
+    // Records are read on a blocking thread and handed over in order.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(1024);
+    let reader = {
+        let segments = manifest.segments.clone();
+        let root = root.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
+            for s in segments.iter().filter(|s| s.last > after && s.first <= end) {
+                let stop = read_segment(&root, s, |r| {
+                    if r.seq > after && r.seq <= end && tx.blocking_send(r).is_err() {
+                        return Err(BackupError::Refused("stopped".into()));
+                    }
+                    Ok(())
+                });
+                if let Err(BackupError::Refused(_)) = stop {
+                    return Ok(());
+                }
+                stop?;
+            }
+            Ok(())
+        })
+    };
+    let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+    let outcome: Result<(), PublishStop> = async {
+        while let Some(record) = rx.recv().await {
+            let seq = record.seq;
+            let ack = js
+                .send_publish(record.subject.clone(), publication(record))
+                .await
+                .map_err(|e| Failed(BackupError::nats(e)))?;
+            in_flight.push_back((seq, ack));
+            if in_flight.len() >= IN_FLIGHT {
+                settle(&mut in_flight, restored).await?;
+                progress(
+                    "restore",
+                    Progress {
+                        done: restored.last,
+                        total: end,
+                    },
+                );
+            }
+        }
+        while !in_flight.is_empty() {
+            settle(&mut in_flight, restored).await?;
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let read = reader.await.map_err(|e| {
+        Failed(BackupError::Refused(format!(
+            "reading the backup stopped: {e}"
+        )))
+    })?;
+    outcome?;
+    read.map_err(Failed)
+}
+
+/// Await the oldest acknowledgement; it must be for its own position.
+async fn settle(
+    in_flight: &mut VecDeque<(u64, PublishAckFuture)>,
+    restored: &mut Restored,
+) -> Result<(), PublishStop> {
+    let Some((seq, ack)) = in_flight.pop_front() else {
+        return Ok(());
+    };
+    let ack = ack.await.map_err(|e| {
+        let raced = e.kind() == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence;
+        let e = BackupError::Nats(format!(
+            "position {seq} was not stored: {e} (run the restore again to resume)"
+        ));
+        if raced {
+            Raced(e)
+        } else {
+            Failed(e)
+        }
+    })?;
+    if ack.sequence != seq || ack.duplicate {
+        return Err(Failed(BackupError::Refused(format!(
+            "position {seq} was stored at {} (duplicate: {})",
+            ack.sequence, ack.duplicate
+        ))));
+    }
+    restored.last = seq;
+    restored.written += 1;
+    Ok(())
 }
 
 /// The last position stored at or before `t`; refused when `t` is outside the backup's times.
@@ -246,32 +310,6 @@ async fn position_at(
             "--until: the backup holds no events".into(),
         )),
     }
-}
-
-/// Await the oldest acknowledgement; it must be for its own position.
-fn settle<'a>(
-    in_flight: &'a mut VecDeque<(u64, PublishAckFuture)>,
-    restored: &'a mut Restored,
-) -> Result<impl std::future::Future<Output = Result<(), BackupError>> + 'a, BackupError> {
-    let (seq, ack) = in_flight
-        .pop_front()
-        .ok_or_else(|| BackupError::Refused("nothing in flight".into()))?;
-    Ok(async move {
-        let ack = ack.await.map_err(|e| {
-            BackupError::Nats(format!(
-                "position {seq} was not stored: {e} (run the restore again to resume)"
-            ))
-        })?;
-        if ack.sequence != seq || ack.duplicate {
-            return Err(BackupError::Refused(format!(
-                "position {seq} was stored at {} (duplicate: {})",
-                ack.sequence, ack.duplicate
-            )));
-        }
-        restored.last = seq;
-        restored.written += 1;
-        Ok(())
-    })
 }
 
 /// The message to publish for `record`: its subject, payload and headers, without the

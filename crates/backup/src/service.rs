@@ -84,15 +84,23 @@ pub struct BackupService {
     js: Context,
     config: ServiceConfig,
     head: Option<HeadLookup>,
+    /// Where each backup's outcome is recorded (the live log).
+    log: Option<mc_commands::BackupLog>,
     jobs: Arc<Mutex<Jobs>>,
 }
 
 impl BackupService {
-    pub fn new(js: Context, config: ServiceConfig, head: Option<HeadLookup>) -> Self {
+    pub fn new(
+        js: Context,
+        config: ServiceConfig,
+        head: Option<HeadLookup>,
+        log: Option<mc_commands::BackupLog>,
+    ) -> Self {
         Self {
             js,
             config,
             head,
+            log,
             jobs: Arc::default(),
         }
     }
@@ -107,8 +115,9 @@ impl BackupService {
         self.config.create.schema_version
     }
 
-    /// Start a backup in the background; its id. Refused while another one runs.
-    pub fn start_backup(&self) -> Result<String, BackupError> {
+    /// Start a backup in the background; its id. Refused while another one runs. `actor`
+    /// (the principal, or the schedule) is recorded with its outcome in the log.
+    pub fn start_backup(&self, actor: &str, scheduled: bool) -> Result<String, BackupError> {
         let id = crate::create::new_id();
         {
             let mut jobs = self.jobs();
@@ -119,8 +128,24 @@ impl BackupService {
         }
         let this = self.clone();
         let job_id = id.clone();
+        let actor = actor.to_owned();
         tokio::spawn(async move {
             let outcome = this.run_backup(&job_id).await;
+            if let Some(log) = &this.log {
+                match &outcome {
+                    Ok(m) => match manifest::digest(&this.config.dir, &m.id) {
+                        Ok(digest) => {
+                            crate::record::completed(log, &actor, m, &digest, scheduled).await
+                        }
+                        Err(e) => {
+                            tracing::warn!(id = %m.id, error = %e, "backup not recorded: its digest is unreadable")
+                        }
+                    },
+                    Err(e) => {
+                        crate::record::failed(log, &actor, &job_id, &e.to_string(), scheduled).await
+                    }
+                }
+            }
             let mut jobs = this.jobs();
             if let Some(job) = jobs.backups.get_mut(&job_id) {
                 job.finished_at = Some(chrono::Utc::now());
@@ -315,7 +340,7 @@ impl BackupService {
                     _ = cancel.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                match this.start_backup() {
+                match this.start_backup("system:backup-schedule", true) {
                     Ok(id) => tracing::info!(id = %id, "scheduled backup started"),
                     Err(e) => tracing::warn!(error = %e, "scheduled backup skipped"),
                 }

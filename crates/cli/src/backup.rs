@@ -107,24 +107,42 @@ fn schema_version() -> i64 {
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let client = args.nats.connect("mission-control backup").await?;
-    let js = async_nats::jetstream::new(client);
+    let js = async_nats::jetstream::new(client.clone());
+    // The outcome is recorded in the log it backs up, with the operator as its actor.
+    let log = mc_commands::BackupLog::new(mc_commands::Handler::new(mc_eventlog::EventLog::new(
+        client,
+    )));
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let id = mc_backup::new_id();
     let options = CreateOptions {
         segment_messages: args.segment_messages.max(1),
         schema_version: schema_version(),
         software: format!("mission-control {}", env!("CARGO_PKG_VERSION")),
+        id: Some(id.clone()),
         ..Default::default()
     };
     let started = Instant::now();
     let mut bar = Bar::new("backup", "events");
-    let draft = mc_backup::create(&js, &args.dir.dir, &options, |p| bar.show(p.done, p.total))
+    let draft = match mc_backup::create(&js, &args.dir.dir, &options, |p| bar.show(p.done, p.total))
         .await
-        .context("back up MC_EVENTS")?;
+    {
+        Ok(draft) => draft,
+        Err(e) => {
+            mc_backup::record::failed(&log, &actor, &id, &e.to_string(), false).await;
+            return Err(anyhow::Error::new(e).context("back up MC_EVENTS"));
+        }
+    };
     bar.finish();
     let head = match &args.database_url {
         Some(url) => archive_head(url, draft.last()).await?,
         None => None,
     };
     let m = draft.finish(head)?;
+    let digest = manifest::digest(&args.dir.dir, &m.id)?;
+    mc_backup::record::completed(&log, &actor, &m, &digest, false).await;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     if args.dir.json {
         println!("{}", serde_json::to_string(&m)?);

@@ -6,6 +6,7 @@
 
 mod agents;
 mod alarms;
+mod backups;
 mod comments;
 mod error;
 mod handler;
@@ -17,6 +18,7 @@ mod tokens;
 
 pub use agents::AgentService;
 pub use alarms::AlarmService;
+pub use backups::BackupLog;
 pub use comments::{CommentService, NewComment};
 pub use error::CommandError;
 pub use handler::{CommandContext, Executed, Handler};

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod aggregate;
 pub mod alarm;
+pub mod backup;
 pub mod comment;
 pub mod error;
 pub mod ids;

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Relayed aggregates: (aggregate type, frame name). Everything else stays in the log.
-pub const RELAYED: [(&str, &str); 6] = [
+pub const RELAYED: [(&str, &str); 7] = [
     ("mission", "missionUpdate"),
     ("agent", "agentStatusUpdate"),
     ("comment", "newComment"),
     ("alarm", "alarmUpdate"),
     ("spacecraft", "systemNotification"),
+    ("backup", "systemNotification"),
     ("task_run", "taskRunEvent"),
 ];
 
@@ -94,7 +95,7 @@ fn event_topics(aggregate: &str, id: &str) -> Option<(&'static str, Vec<Topic>)>
             .collect(),
         "comment" => vec![Topic::Comments],
         "alarm" => vec![Topic::Alarms],
-        "spacecraft" => vec![Topic::System],
+        "spacecraft" | "backup" => vec![Topic::System],
         "task_run" => uuid.map(Topic::TaskRun).into_iter().collect(),
         _ => return None,
     };
@@ -274,6 +275,7 @@ mod tests {
             ("comment", "newComment", "comments".into()),
             ("alarm", "alarmUpdate", "alarms".into()),
             ("spacecraft", "systemNotification", "system".into()),
+            ("backup", "systemNotification", "system".into()),
             ("task_run", "taskRunEvent", format!("task-run:{ID}")),
         ] {
             let c = commit(aggregate, ID, "x.happened", json!({}));

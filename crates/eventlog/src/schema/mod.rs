@@ -6,6 +6,7 @@
 
 mod agent;
 mod alarm;
+mod backup;
 mod comment;
 mod mission;
 mod spacecraft;
@@ -68,6 +69,7 @@ impl Registry<'static> {
             spacecraft::VERSIONS,
             alarm::VERSIONS,
             token::VERSIONS,
+            backup::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -76,6 +78,7 @@ impl Registry<'static> {
             spacecraft::UPCASTERS,
             alarm::UPCASTERS,
             token::UPCASTERS,
+            backup::UPCASTERS,
         ],
     };
 }
