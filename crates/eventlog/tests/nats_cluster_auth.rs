@@ -98,19 +98,37 @@ async fn login(server: &NatsServer, user: &str, password: &str) -> async_nats::C
     client
 }
 
+/// Three nodes with route logins, each healthy (the JetStream meta group has a leader: routes
+/// work). A cluster that does not form (a port another test process took meanwhile, or no
+/// leader within 20 s on a loaded machine) is stopped and started again on fresh ports.
+async fn cluster() -> ([u16; 3], Vec<NatsServer>) {
+    let mut last_failure = String::new();
+    for _ in 0..3 {
+        let route_ports = [free_port(), free_port(), free_port()];
+        let mut nodes: Vec<NatsServer> = (1..=3)
+            .map(|n| configured(n, route_ports, ROUTE_PASSWORD))
+            .collect();
+        for node in &mut nodes {
+            node.launch();
+        }
+        let mut formed = true;
+        for node in &mut nodes {
+            if let Err(failure) = node.wait_ready().await {
+                last_failure = failure.to_string();
+                formed = false;
+                break;
+            }
+        }
+        if formed {
+            return (route_ports, nodes);
+        }
+    }
+    panic!("the cluster did not form in 3 attempts; the last:\n{last_failure}");
+}
+
 #[tokio::test]
 async fn the_cluster_forms_with_route_logins_and_enforces_permissions_on_every_node() {
-    let route_ports = [free_port(), free_port(), free_port()];
-    let mut nodes: Vec<NatsServer> = (1..=3)
-        .map(|n| configured(n, route_ports, ROUTE_PASSWORD))
-        .collect();
-    for node in &mut nodes {
-        node.launch();
-    }
-    // A node is healthy once the JetStream meta group has a leader: routes work.
-    for node in &mut nodes {
-        node.wait_healthy().await;
-    }
+    let (route_ports, nodes) = cluster().await;
 
     let service = login(&nodes[0], "mission-control", PASSWORDS[0].1).await;
     let js = async_nats::jetstream::new(service.clone());

@@ -151,8 +151,8 @@ impl NatsServer {
     }
 
     /// Wait until `/healthz` answers 200 (JetStream enabled and current), or the server exits,
-    /// or 20 s pass.
-    async fn wait_ready(&mut self) -> Result<(), StartFailure> {
+    /// or 20 s pass (the nodes of a cluster that did not form can then be started again).
+    pub async fn wait_ready(&mut self) -> Result<(), StartFailure> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if self.healthz_ok() {
@@ -241,10 +241,11 @@ impl NatsServer {
 }
 
 /// A server that did not become ready: it exited (perhaps because a port was taken) or timed out.
-struct StartFailure {
-    port_taken: bool,
-    exited: Option<std::process::ExitStatus>,
-    log: String,
+#[derive(Debug)]
+pub struct StartFailure {
+    pub port_taken: bool,
+    pub exited: Option<std::process::ExitStatus>,
+    pub log: String,
 }
 
 impl std::fmt::Display for StartFailure {
