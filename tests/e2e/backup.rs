@@ -2,6 +2,7 @@
 //! a wiped deployment (new NATS, new database), `backup restore`, `serve` → every read model
 //! identical and the hash chain verifies to the recorded head; a damaged copy fails `verify`;
 //! `--until` stops at its position; a restore killed with SIGKILL resumes and completes.
+//! Backups over HTTP are in `backup_http.rs`, restore drills in `backup_drill.rs`.
 
 use crate::helpers::{authorized, spawn_binary, wait_ready, KillOnDrop, TestApp};
 use crate::telemetry::stream_head;
@@ -15,7 +16,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run `mission-control backup <args>` against `nats_url`, off the async runtime.
-async fn backup_cli(nats_url: &str, database_url: Option<&str>, args: &[&str]) -> Output {
+pub(crate) async fn backup_cli(
+    nats_url: &str,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
     command
         .arg("backup")
@@ -31,7 +36,7 @@ async fn backup_cli(nats_url: &str, database_url: Option<&str>, args: &[&str]) -
         .unwrap()
 }
 
-fn stdout_json(out: &Output) -> Value {
+pub(crate) fn stdout_json(out: &Output) -> Value {
     assert!(
         out.status.success(),
         "{}{}",
@@ -75,7 +80,7 @@ async fn checksums(pool: &PgPool) -> Vec<(String, i64, String)> {
 
 /// Every aggregate gets history: agents, a mission assigned and started, a comment, a
 /// spacecraft with limits, telemetry that raises an alarm, its acknowledgement, a token.
-async fn history(app: &TestApp) {
+pub(crate) async fn history(app: &TestApp) {
     let agent = app.create("/agents", json!({"name": "restorer"})).await;
     let mission = app
         .create("/missions", json!({"title": "restore me"}))
@@ -308,7 +313,7 @@ async fn a_wiped_deployment_restored_from_a_backup_has_identical_read_models() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside"));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -426,267 +431,4 @@ async fn a_restore_killed_midway_resumes_where_it_stopped() {
             "position {seq}"
         );
     }
-}
-
-/// The restore target and backup directory of [`over_http`]'s server: its tweak reads them
-/// here (a `fn` pointer captures nothing; each test runs in its own process).
-fn http_settings(c: &mut mc_api::Config) {
-    c.backups.dir = std::env::var("MC_E2E_BACKUP_DIR").unwrap().into();
-    c.backups.restore_nats_url = std::env::var("MC_E2E_RESTORE_NATS_URL").ok();
-}
-
-async fn poll(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = app.get_json(path).await;
-        assert_eq!(status, 200, "{body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} never finished: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backups_over_http_with_progress_verification_and_a_restore() {
-    let target = NatsServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::env::set_var("MC_E2E_BACKUP_DIR", dir.path());
-    std::env::set_var("MC_E2E_RESTORE_NATS_URL", target.url());
-    let app = TestApp::spawn_with(http_settings).await;
-    app.create("/agents", json!({"name": "backed-up"})).await;
-    let (_, r) = app.post("/missions", json!({"title": "kept"})).await;
-    let last = r["position"].as_u64().unwrap();
-    app.wait_projection("archive", last).await;
-
-    let (status, started) = app.post("/backups", json!({})).await;
-    assert_eq!(status, 202, "{started}");
-    assert_eq!(started["state"], "running");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let manifest = poll(&app, &format!("/backups/{id}"), |b| b["state"] != "running").await;
-    assert_eq!(manifest["state"], "completed", "{manifest}");
-    assert_eq!(manifest["last"], last);
-    assert_eq!(manifest["archiveHead"]["position"], last, "{manifest}");
-    let (_, listed) = app.get_json("/backups").await;
-    assert_eq!(listed["items"][0]["id"], id.as_str());
-    // Recorded in the log with the admin who asked as its actor.
-    let recorded = poll(&app, "/events?aggregate=backup", |b| {
-        b["items"].as_array().is_some_and(|i| !i.is_empty())
-    })
-    .await;
-    assert_eq!(
-        recorded["items"][0]["type"], "backup.completed",
-        "{recorded}"
-    );
-    assert!(
-        recorded["items"][0]["actor"]
-            .as_str()
-            .unwrap()
-            .ends_with("/test-admin"),
-        "{recorded}"
-    );
-    let (status, verified) = app.post(&format!("/backups/{id}/verify"), json!({})).await;
-    assert_eq!(
-        (status, verified["verified"].as_bool()),
-        (200, Some(true)),
-        "{verified}"
-    );
-    assert_eq!(verified["messagesChecked"], last);
-
-    // Viewers read; only admins write.
-    let viewer =
-        authorized(&crate::helpers::issue_token(&app.nats.url(), "v", "viewer", &[]).await);
-    crate::helpers::wait_accepted(&viewer, &app.url("/backups")).await;
-    assert_eq!(
-        viewer
-            .get(app.url("/backups"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        viewer
-            .post(app.url("/backups"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-
-    // Bad input: unknown or malformed ids, a bad until; nothing starts.
-    for bad in ["20260101T000000Z-00000000", "a.b"] {
-        let (status, problem) = app.post(&format!("/backups/{bad}/verify"), json!({})).await;
-        assert_eq!(status, 404, "{bad}: {problem}");
-    }
-    let (status, problem) = app
-        .post(
-            &format!("/backups/{id}/restore"),
-            json!({"until": "yesterday"}),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["errors"][0]["field"].as_str()),
-        (422, Some("until")),
-        "{problem}"
-    );
-    let (status, problem) = app
-        .post(
-            &format!("/backups/{id}/restore"),
-            json!({"until": last + 100}),
-        )
-        .await;
-    assert_eq!(status, 202, "{problem}");
-    let failed = poll(&app, &format!("/backups/{id}"), |b| {
-        b["restore"]["state"] != "running"
-    })
-    .await;
-    assert_eq!(failed["restore"]["state"], "failed", "{failed}");
-    assert!(
-        failed["restore"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("outside"),
-        "{failed}"
-    );
-
-    // The restore goes into the configured target with every position.
-    let (status, _) = app.post(&format!("/backups/{id}/restore"), json!({})).await;
-    assert_eq!(status, 202);
-    let restored = poll(&app, &format!("/backups/{id}"), |b| {
-        b["restore"]["state"] != "running"
-    })
-    .await;
-    assert_eq!(restored["restore"]["state"], "completed", "{restored}");
-    assert_eq!(restored["restore"]["result"]["last"], last);
-    let target_js = jetstream::new(target.client().await);
-    assert_eq!(stream_head(&target_js, "MC_EVENTS").await, last);
-
-    // A damaged segment shows in verification.
-    let segment = dir.path().join(&id).join("events-000001.zst");
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[0] ^= 0xff;
-    std::fs::write(&segment, bytes).unwrap();
-    let (status, verified) = app.post(&format!("/backups/{id}/verify"), json!({})).await;
-    assert_eq!(
-        (status, verified["verified"].as_bool()),
-        (200, Some(false)),
-        "{verified}"
-    );
-    assert!(verified["reason"]
-        .as_str()
-        .unwrap()
-        .contains("events-000001.zst"));
-}
-
-/// Rewrite backup `id` under `dir` as someone who can write the backup volume would: the
-/// commit at `position` gets another actor, and the segment's hash, size, the manifest and its
-/// digest are all recomputed, so plain verification passes.
-fn tamper(dir: &Path, id: &str, position: u64) {
-    use mc_backup::manifest::{self, Manifest};
-    use mc_backup::segment::Record;
-    let root = dir.join(id);
-    let mut m: Manifest =
-        serde_json::from_slice(&std::fs::read(root.join(manifest::MANIFEST)).unwrap()).unwrap();
-    let seg = m
-        .segments
-        .iter_mut()
-        .find(|s| (s.first..=s.last).contains(&position))
-        .unwrap();
-    let mut records = Vec::new();
-    manifest::read_segment(&root, seg, |mut r: Record| {
-        if r.seq == position {
-            let mut commit = mc_eventlog::Commit::decode(&r.payload).unwrap();
-            commit.meta.actor = "token:forged/mallory".into();
-            r.payload = commit.encode();
-        }
-        records.push(r);
-        Ok(())
-    })
-    .unwrap();
-    let mut raw = Vec::new();
-    for r in &records {
-        r.write_to(&mut raw).unwrap();
-    }
-    let compressed = zstd::encode_all(raw.as_slice(), 3).unwrap();
-    std::fs::write(root.join(&seg.file), &compressed).unwrap();
-    seg.bytes = compressed.len() as u64;
-    seg.sha256 = manifest::sha256_hex(&compressed);
-    let text = serde_json::to_vec_pretty(&m).unwrap();
-    std::fs::write(root.join(manifest::MANIFEST), &text).unwrap();
-    std::fs::write(
-        root.join(manifest::MANIFEST_DIGEST),
-        manifest::sha256_hex(&text),
-    )
-    .unwrap();
-}
-
-async fn drill_cli(app: &TestApp, dir: &str, id: &str) -> Output {
-    let (nats, db) = (NatsServer::start().await, TestDb::new().await);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .args(["backup", "verify", id, "--dir", dir, "--drill", "--json"])
-        .args(["--drill-timeout-seconds", "30"])
-        .env("MC_DRILL_NATS_URL", nats.url())
-        .env("MC_DRILL_DATABASE_URL", db.url())
-        .env("MC_DATABASE_URL", app.db.url())
-        .env("MC_LOG", "warn");
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    drop((nats, db));
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drill_reports_a_faithful_restore_and_detects_a_tampered_one() {
-    let app = TestApp::spawn().await;
-    history(&app).await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir_arg = dir.path().to_str().unwrap();
-    let created = stdout_json(
-        &backup_cli(
-            &app.nats.url(),
-            Some(app.db.url()),
-            &["create", "--dir", dir_arg, "--json"],
-        )
-        .await,
-    );
-    let id = created["id"].as_str().unwrap().to_owned();
-    let last = created["last"].as_u64().unwrap();
-
-    let out = drill_cli(&app, dir_arg, &id).await;
-    let report = stdout_json(&out);
-    assert_eq!(report["faithful"], true, "{report}");
-    assert_eq!(report["position"], last);
-    assert_eq!(
-        report["restoredHead"], created["archiveHead"]["hash"],
-        "{report}"
-    );
-    let tables = report["readModels"].as_array().unwrap();
-    assert!(tables.len() >= 8, "{report}");
-    assert!(tables.iter().all(|t| t["equal"] == true), "{report}");
-
-    // Rewritten consistently, the backup passes plain verification, but not the drill.
-    let forged = tempfile::tempdir().unwrap();
-    copy_dir(&dir.path().join(&id), &forged.path().join(&id));
-    tamper(forged.path(), &id, 3);
-    let forged_arg = forged.path().to_str().unwrap();
-    let verified = stdout_json(
-        &backup_cli(
-            &app.nats.url(),
-            None,
-            &["verify", &id, "--dir", forged_arg, "--json"],
-        )
-        .await,
-    );
-    assert_eq!(verified["messagesChecked"], last);
-    let out = drill_cli(&app, forged_arg, &id).await;
-    assert!(!out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["faithful"], false, "{report}");
-    assert_ne!(report["restoredHead"], report["liveHead"], "{report}");
 }

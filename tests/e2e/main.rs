@@ -6,6 +6,8 @@ mod alarms;
 mod audit;
 mod audit_queries;
 mod backup;
+mod backup_drill;
+mod backup_http;
 mod comments;
 mod concurrency;
 mod helpers;
