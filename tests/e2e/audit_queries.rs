@@ -278,18 +278,13 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Run `mission-control events query <args>` off the async runtime.
+/// Run `mission-control events query <args>` against `app`.
 async fn events_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .args(["events", "query"])
-        .args(args)
-        .env("MC_API_URL", &app.base)
-        .env("MC_TOKEN", &app.token)
-        .env("MC_LOG", "warn");
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
+    let args: Vec<&str> = ["events", "query"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    app.cli(&args, &[]).await
 }
 
 #[tokio::test]

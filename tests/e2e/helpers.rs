@@ -108,6 +108,22 @@ impl TestApp {
         bearer_headers(&self.token)
     }
 
+    /// Run `mission-control <args>` off the async runtime against this server (its NATS, API
+    /// and admin token; `env` on top).
+    pub async fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
+        command
+            .args(args)
+            .env("MC_NATS_URL", self.nats.url())
+            .env("MC_API_URL", &self.base)
+            .env("MC_TOKEN", &self.token)
+            .env("MC_LOG", "warn")
+            .envs(env.iter().copied());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

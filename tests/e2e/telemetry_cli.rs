@@ -7,21 +7,14 @@ use crate::telemetry::stream_head;
 use crate::telemetry::wait_consumer;
 use crate::telemetry_alarms::{alarm, configure};
 use serde_json::{json, Value};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Run `mission-control telemetry <args>` off the async runtime.
+/// Run `mission-control telemetry <args>` against `app`.
 async fn cli(app: &TestApp, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .arg("telemetry")
-        .args(args)
-        .env("MC_NATS_URL", app.nats.url())
-        .env("MC_API_URL", &app.base)
-        .env("MC_TOKEN", &app.token)
-        .env("MC_LOG", "warn");
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
+    let args: Vec<&str> = std::iter::once("telemetry")
+        .chain(args.iter().copied())
+        .collect();
+    app.cli(&args, &[]).await
 }
 
 #[tokio::test]

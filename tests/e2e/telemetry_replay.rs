@@ -6,7 +6,6 @@ use crate::telemetry::stream_head;
 use crate::telemetry_alarms::{configure, settle};
 use async_nats::jetstream;
 use serde_json::{json, Value};
-use std::process::Command;
 
 #[tokio::test]
 async fn new_limits_replayed_over_old_telemetry_list_their_alarms_and_change_nothing() {
@@ -51,24 +50,23 @@ async fn new_limits_replayed_over_old_telemetry_list_their_alarms_and_change_not
         json!({"parameters": {"p000": {"warnHigh": 40, "critHigh": 65}}}).to_string(),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .args([
-            "telemetry",
-            "replay",
-            "--spacecraft",
-            "SC-001",
-            "--json",
-            "--from",
-        ])
-        .arg(started.timestamp_millis().to_string())
-        .arg("--limits")
-        .arg(&limits)
-        .env("MC_NATS_URL", app.nats.url())
-        .env("MC_LOG", "warn");
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let from = started.timestamp_millis().to_string();
+    let limits_arg = limits.to_str().unwrap();
+    let replay = [
+        "telemetry",
+        "replay",
+        "--spacecraft",
+        "SC-001",
+        "--json",
+        "--from",
+        &from,
+    ];
+    let with_file: Vec<&str> = replay
+        .iter()
+        .copied()
+        .chain(["--limits", limits_arg])
+        .collect();
+    let out = app.cli(&with_file, &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -106,23 +104,7 @@ async fn new_limits_replayed_over_old_telemetry_list_their_alarms_and_change_not
     assert_eq!(alarms_after, alarms_before);
 
     // With the limits in force (from the database), the replay agrees with what happened live.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .args([
-            "telemetry",
-            "replay",
-            "--spacecraft",
-            "SC-001",
-            "--json",
-            "--from",
-        ])
-        .arg(started.timestamp_millis().to_string())
-        .env("MC_NATS_URL", app.nats.url())
-        .env("MC_DATABASE_URL", app.db.url())
-        .env("MC_LOG", "warn");
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let out = app.cli(&replay, &[("MC_DATABASE_URL", app.db.url())]).await;
     assert!(
         out.status.success(),
         "{}",
