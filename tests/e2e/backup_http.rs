@@ -39,8 +39,49 @@ async fn backups_over_http_with_progress_verification_and_a_restore() {
     let (_, r) = app.post("/missions", json!({"title": "kept"})).await;
     let last = r["position"].as_u64().unwrap();
     app.wait_projection("archive", last).await;
+    let (status, r) = app
+        .post("/spacecraft", json!({"id": "SC-007", "name": "seven"}))
+        .await;
+    assert_eq!(status, 201);
+    let last = r["position"].as_u64().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (status, _) = app
+        .post(
+            "/telemetry",
+            json!([{"spacecraftId": "SC-007", "timestamp": now, "parameters": {"v": 1.5}}]),
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.wait_projection("archive", last).await;
+    let source_js = jetstream::new(app.nats.client().await);
+    let telemetry_last = stream_head(&source_js, "MC_TELEMETRY").await;
 
-    let (status, started) = app.post("/backups", json!({})).await;
+    // Bad telemetry ranges name their field; nothing starts.
+    for (body, field) in [
+        (
+            json!({"telemetry": {"from": "yesterday"}}),
+            "telemetry.from",
+        ),
+        (
+            json!({"telemetry": {"from": "1h", "to": "2h"}}),
+            "telemetry",
+        ),
+        (json!({"telemetry": {"since": "1h"}}), "telemetry.since"),
+        (json!({"telemetry": 5}), "telemetry"),
+    ] {
+        let (status, problem) = app.post("/backups", body.clone()).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {problem}"
+        );
+    }
+    let (_, listed) = app.get_json("/backups").await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+
+    let (status, started) = app
+        .post("/backups", json!({"telemetry": {"from": "1h"}}))
+        .await;
     assert_eq!(status, 202, "{started}");
     assert_eq!(started["state"], "running");
     let id = started["id"].as_str().unwrap().to_owned();
@@ -48,6 +89,7 @@ async fn backups_over_http_with_progress_verification_and_a_restore() {
     assert_eq!(manifest["state"], "completed", "{manifest}");
     assert_eq!(manifest["last"], last);
     assert_eq!(manifest["archiveHead"]["position"], last, "{manifest}");
+    assert_eq!(manifest["telemetry"]["last"], telemetry_last, "{manifest}");
     let (_, listed) = app.get_json("/backups").await;
     assert_eq!(listed["items"][0]["id"], id.as_str());
     // Recorded in the log with the admin who asked as its actor.
@@ -142,8 +184,16 @@ async fn backups_over_http_with_progress_verification_and_a_restore() {
     .await;
     assert_eq!(restored["restore"]["state"], "completed", "{restored}");
     assert_eq!(restored["restore"]["result"]["last"], last);
+    assert_eq!(
+        restored["restore"]["result"]["telemetry"]["last"],
+        telemetry_last
+    );
     let target_js = jetstream::new(target.client().await);
     assert_eq!(stream_head(&target_js, "MC_EVENTS").await, last);
+    assert_eq!(
+        stream_head(&target_js, "MC_TELEMETRY").await,
+        telemetry_last
+    );
 
     // A damaged segment shows in verification.
     let segment = dir.path().join(&id).join("events-000001.zst");

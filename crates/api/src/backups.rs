@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mc_backup::Until;
+use mc_backup::{TelemetryRange, Until};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -26,13 +26,65 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": state.backups.list()?})))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    /// `true` (all telemetry kept) or `{from?, to?}` (RFC 3339 times or ages like `24h`).
+    telemetry: Option<Value>,
+}
+
+/// The telemetry a backup request asks for.
+fn telemetry_range(v: Option<Value>) -> Result<Option<TelemetryRange>, ApiError> {
+    let bound = |field: &str, v: Option<&Value>| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => TelemetryRange::parse_bound(s, chrono::Utc::now())
+            .map(Some)
+            .map_err(|e| ApiError::field(format!("telemetry.{field}"), e)),
+        Some(_) => Err(ApiError::field(
+            format!("telemetry.{field}"),
+            "must be an RFC 3339 time or an age like 24h",
+        )),
+    };
+    match v {
+        None | Some(Value::Null | Value::Bool(false)) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(TelemetryRange::default())),
+        Some(Value::Object(o)) => {
+            if let Some(k) = o.keys().find(|k| *k != "from" && *k != "to") {
+                return Err(ApiError::field(
+                    format!("telemetry.{k}"),
+                    "unknown field (expected from, to)",
+                ));
+            }
+            let from = bound("from", o.get("from"))?;
+            let to = bound("to", o.get("to"))?;
+            TelemetryRange::new(from, to)
+                .map(Some)
+                .map_err(|e| ApiError::field("telemetry", e))
+        }
+        Some(_) => Err(ApiError::field(
+            "telemetry",
+            "must be true or an object {from, to}",
+        )),
+    }
+}
+
 /// 202 `{id, state: "running"}`; progress at `GET /backups/{id}`; the outcome is recorded in
-/// the log with the caller as its actor.
+/// the log with the caller as its actor. The body is optional: `{"telemetry": …}` adds a
+/// range of telemetry to the event log.
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    RawBody(raw): RawBody<4096>,
 ) -> Result<Response, ApiError> {
-    let id = state.backups.start_backup(&caller.actor(), false)?;
+    let body: CreateBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        CreateBody::default()
+    } else {
+        parse_json(&raw)?
+    };
+    let telemetry = telemetry_range(body.telemetry)?;
+    let id = state
+        .backups
+        .start_backup(&caller.actor(), false, telemetry)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "running"})),
@@ -73,6 +125,9 @@ async fn verify(
 struct RestoreBody {
     /// A position, or an RFC 3339 time.
     until: Option<Value>,
+    /// Leave the backup's telemetry out.
+    #[serde(default, rename = "skipTelemetry")]
+    skip_telemetry: bool,
 }
 
 /// 202: the restore runs in the background into the configured restore target; its progress
@@ -104,7 +159,9 @@ async fn restore(
             ))
         }
     };
-    state.backups.start_restore(&id, until)?;
+    state
+        .backups
+        .start_restore(&id, until, body.skip_telemetry)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "restore": {"state": "running"}})),
@@ -160,6 +217,7 @@ pub(crate) async fn service(
         keep: settings.keep,
         keep_days: settings.keep_days,
         restore_target,
+        scheduled_telemetry: settings.scheduled_telemetry,
         restore: mc_backup::RestoreOptions {
             provision: mc_eventlog::streams::ProvisionOptions {
                 replicas: config.stream_replicas,

@@ -91,6 +91,8 @@ pub struct BackupSettings {
     /// The NATS of the deployment restores go into (beside the live one; credentials may be in
     /// the URL). `None`: `POST /backups/{id}/restore` is refused.
     pub restore_nats_url: Option<String>,
+    /// Scheduled backups also take the telemetry stored in this window before them.
+    pub scheduled_telemetry: Option<Duration>,
 }
 
 impl Default for BackupSettings {
@@ -101,6 +103,7 @@ impl Default for BackupSettings {
             keep: None,
             keep_days: None,
             restore_nats_url: None,
+            scheduled_telemetry: None,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Export `MC_EVENTS` positions `1..=head` (the head read when the backup starts, so the range
-//! is consistent whatever is appended meanwhile) into segments, then the manifest.
+//! is consistent whatever is appended meanwhile) and, when asked, a time range of
+//! `MC_TELEMETRY` into segments, then the manifest.
 
 use crate::manifest::{
-    self, sha256_hex, ArchiveHead, Manifest, Segment, StreamInfo, FORMAT, MANIFEST,
-    MANIFEST_DIGEST, PARTIAL_SUFFIX,
+    self, sha256_hex, ArchiveHead, Manifest, Segment, StreamInfo, MANIFEST, MANIFEST_DIGEST,
+    PARTIAL_SUFFIX,
 };
 use crate::segment::Record;
+use crate::telemetry::{self, TelemetryRange};
 use crate::{BackupError, Progress, EVENTS_STREAM};
 use async_nats::jetstream::{self, consumer, Context};
 use futures::StreamExt;
@@ -29,6 +31,8 @@ pub struct CreateOptions {
     pub software: String,
     /// The new backup's id (default: a fresh one, see [`new_id`]).
     pub id: Option<String>,
+    /// Also back up this range of `MC_TELEMETRY`.
+    pub telemetry: Option<TelemetryRange>,
 }
 
 impl Default for CreateOptions {
@@ -40,6 +44,7 @@ impl Default for CreateOptions {
             schema_version: 0,
             software: String::new(),
             id: None,
+            telemetry: None,
         }
     }
 }
@@ -77,13 +82,20 @@ impl Draft {
     }
 }
 
-/// Export every message of `MC_EVENTS` up to its head now into `dir/<new id>.partial`.
+/// Export every message of `MC_EVENTS` up to its head now (and the telemetry asked for) into
+/// `dir/<new id>.partial`. `progress(phase, …)`: phase `events`, then `telemetry`.
 pub async fn create(
     js: &Context,
     dir: &Path,
     options: &CreateOptions,
-    mut progress: impl FnMut(Progress),
+    mut progress: impl FnMut(&str, Progress),
 ) -> Result<Draft, BackupError> {
+    // Telemetry's head is read first: alarms the anomaly processor derives from it are then
+    // more likely to be inside the events' range.
+    let telemetry = match &options.telemetry {
+        Some(range) => Some(telemetry::start(js, range).await?),
+        None => None,
+    };
     let mut stream = js
         .get_stream(EVENTS_STREAM)
         .await
@@ -102,8 +114,61 @@ pub async fn create(
     let partial = dir.join(format!("{id}{PARTIAL_SUFFIX}"));
     std::fs::create_dir(&partial)?;
     let messages = if last == 0 { 0 } else { last - first + 1 };
-    let mut manifest = Manifest {
-        format: FORMAT,
+    progress(
+        "events",
+        Progress {
+            done: 0,
+            total: messages,
+        },
+    );
+    let exported = if messages > 0 {
+        let plan = Plan {
+            dir: &partial,
+            prefix: "events",
+            options,
+            start: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: first,
+            },
+            head: last,
+            to_ns: None,
+            contiguous: true,
+        };
+        export(&mut stream, &plan, |done| {
+            progress(
+                "events",
+                Progress {
+                    done,
+                    total: messages,
+                },
+            )
+        })
+        .await?
+    } else {
+        Exported::default()
+    };
+    if exported.messages != messages || (messages > 0 && exported.first != first) {
+        return Err(BackupError::Nats(format!(
+            "{} events exported from position {} where {messages} from {first} were expected",
+            exported.messages, exported.first
+        )));
+    }
+    progress(
+        "events",
+        Progress {
+            done: messages,
+            total: messages,
+        },
+    );
+    let telemetry = match telemetry {
+        Some(start) => Some(telemetry::export(&partial, options, start, &mut progress).await?),
+        None => None,
+    };
+    let manifest = Manifest {
+        format: if telemetry.is_some() {
+            manifest::FORMAT
+        } else {
+            manifest::FORMAT_EVENTS_ONLY
+        },
         id,
         created_at: chrono::Utc::now(),
         software: options.software.clone(),
@@ -115,89 +180,137 @@ pub async fn create(
         first: if last == 0 { 0 } else { first },
         last,
         messages,
-        uncompressed_bytes: 0,
-        compressed_bytes: 0,
+        uncompressed_bytes: exported.uncompressed,
+        compressed_bytes: exported.compressed,
         archive_head: None,
-        segments: Vec::new(),
+        segments: exported.segments,
+        telemetry,
     };
-    progress(Progress {
-        done: 0,
-        total: messages,
-    });
-    if messages > 0 {
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: first,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(BackupError::nats)?;
-        let mut messages_in = consumer.messages().await.map_err(BackupError::nats)?;
-        let mut writer: Option<SegmentWriter> = None;
-        let mut expected = first;
-        while expected <= last {
-            let next = tokio::time::timeout(Duration::from_secs(30), messages_in.next()).await;
-            let message = match next {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(BackupError::nats(e)),
-                Ok(None) => return Err(BackupError::Nats("the consumer ended early".into())),
-                Err(_) => {
-                    return Err(BackupError::Nats(format!(
-                        "no message for 30 s while waiting for position {expected}"
-                    )))
-                }
-            };
-            let record = record_of(&message)?;
-            if record.seq != expected {
-                return Err(BackupError::Nats(format!(
-                    "position {} arrived where {expected} was expected",
-                    record.seq
-                )));
-            }
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(SegmentWriter::new(
-                    &partial,
-                    manifest.segments.len() + 1,
-                    expected,
-                    options.level,
-                )?),
-            };
-            w.push(&record)?;
-            expected += 1;
-            if w.messages >= options.segment_messages || w.uncompressed >= options.segment_bytes {
-                if let Some(w) = writer.take() {
-                    let (segment, raw) = w.finish()?;
-                    manifest.uncompressed_bytes += raw;
-                    manifest.compressed_bytes += segment.bytes;
-                    manifest.segments.push(segment);
-                }
-            }
-            let done = expected - first;
-            if done % 1_000 == 0 {
-                progress(Progress {
-                    done,
-                    total: messages,
-                });
-            }
-        }
-        if let Some(w) = writer.take() {
-            let (segment, raw) = w.finish()?;
-            manifest.uncompressed_bytes += raw;
-            manifest.compressed_bytes += segment.bytes;
-            manifest.segments.push(segment);
-        }
-    }
-    progress(Progress {
-        done: messages,
-        total: messages,
-    });
     Ok(Draft {
         dir: dir.to_owned(),
         manifest,
     })
+}
+
+/// What one stream's export reads and where it writes.
+pub(crate) struct Plan<'a> {
+    pub dir: &'a Path,
+    /// Segment files are `<prefix>-000001.zst`, ….
+    pub prefix: &'a str,
+    pub options: &'a CreateOptions,
+    pub start: consumer::DeliverPolicy,
+    /// Stop after this position (read when the backup started).
+    pub head: u64,
+    /// Stop before the first message stored after this time.
+    pub to_ns: Option<i64>,
+    /// Every position must follow the one before (the event log).
+    pub contiguous: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Exported {
+    pub first: u64,
+    pub last: u64,
+    pub messages: u64,
+    pub uncompressed: u64,
+    pub compressed: u64,
+    pub segments: Vec<Segment>,
+}
+
+/// Read the stream from `plan.start` up to `plan.head` (or `plan.to_ns`) with an ordered
+/// consumer into segments. `progress(messages exported)` every 1,000.
+pub(crate) async fn export(
+    stream: &mut jetstream::stream::Stream,
+    plan: &Plan<'_>,
+    mut progress: impl FnMut(u64),
+) -> Result<Exported, BackupError> {
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: plan.start,
+            ..Default::default()
+        })
+        .await
+        .map_err(BackupError::nats)?;
+    let mut messages_in = consumer.messages().await.map_err(BackupError::nats)?;
+    let mut out = Exported::default();
+    let mut writer: Option<SegmentWriter> = None;
+    let mut previous: Option<u64> = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), messages_in.next()).await;
+        let message = match next {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => return Err(BackupError::nats(e)),
+            Ok(None) => return Err(BackupError::Nats("the consumer ended early".into())),
+            Err(_) => {
+                return Err(BackupError::Nats(format!(
+                    "no message for 30 s after position {} (head {})",
+                    previous.unwrap_or(0),
+                    plan.head
+                )))
+            }
+        };
+        let record = record_of(&message)?;
+        if record.seq > plan.head || plan.to_ns.is_some_and(|to| record.time_ns > to) {
+            break;
+        }
+        let in_place = match previous {
+            Some(p) if plan.contiguous => record.seq == p + 1,
+            Some(p) => record.seq > p,
+            None => true,
+        };
+        if !in_place {
+            return Err(BackupError::Nats(format!(
+                "position {} arrived after {}",
+                record.seq,
+                previous.unwrap_or(0)
+            )));
+        }
+        let seq = record.seq;
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(SegmentWriter::new(
+                plan.dir,
+                plan.prefix,
+                out.segments.len() + 1,
+                seq,
+                plan.options.level,
+            )?),
+        };
+        w.push(&record)?;
+        if out.messages == 0 {
+            out.first = seq;
+        }
+        out.last = seq;
+        out.messages += 1;
+        previous = Some(seq);
+        let full = w.messages >= plan.options.segment_messages
+            || w.uncompressed >= plan.options.segment_bytes;
+        if full {
+            if let Some(w) = writer.take() {
+                out.close(w)?;
+            }
+        }
+        if out.messages.is_multiple_of(1_000) {
+            progress(out.messages);
+        }
+        if seq >= plan.head {
+            break;
+        }
+    }
+    if let Some(w) = writer.take() {
+        out.close(w)?;
+    }
+    Ok(out)
+}
+
+impl Exported {
+    fn close(&mut self, w: SegmentWriter) -> Result<(), BackupError> {
+        let (segment, raw) = w.finish()?;
+        self.uncompressed += raw;
+        self.compressed += segment.bytes;
+        self.segments.push(segment);
+        Ok(())
+    }
 }
 
 /// A sortable, unique id: `<UTC time>-<random>`.
@@ -240,8 +353,14 @@ struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    fn new(dir: &Path, number: usize, first: u64, level: i32) -> Result<Self, BackupError> {
-        let file = format!("events-{number:06}.zst");
+    fn new(
+        dir: &Path,
+        prefix: &str,
+        number: usize,
+        first: u64,
+        level: i32,
+    ) -> Result<Self, BackupError> {
+        let file = format!("{prefix}-{number:06}.zst");
         let path = dir.join(&file);
         let out = Hashing {
             inner: BufWriter::new(std::fs::File::create(&path)?),

@@ -14,14 +14,18 @@ mod create;
 pub mod record;
 mod restore;
 pub mod service;
+mod telemetry;
 
 pub use create::{create, new_id, prune, CreateOptions, Draft};
-pub use manifest::{ArchiveHead, Manifest, Verified};
-pub use restore::{restore, RestoreOptions, Restored, Until};
+pub use manifest::{ArchiveHead, Manifest, TelemetryPart, Verified};
+pub use restore::{restore, RestoreOptions, Restored, RestoredStream, Until, GAP_SUBJECT};
 pub use service::{BackupService, ServiceConfig};
+pub use telemetry::TelemetryRange;
 
 /// The stream a backup holds.
 pub const EVENTS_STREAM: &str = mc_eventlog::streams::EVENTS;
+/// The stream a backup holds a time range of, when asked.
+pub const TELEMETRY_STREAM: &str = mc_eventlog::streams::TELEMETRY;
 
 /// Progress of a long operation: `done` of `total` messages.
 #[derive(Debug, Clone, Copy)]

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// The manifest format this code writes and reads.
-pub const FORMAT: u32 = 1;
+/// The manifest format this code writes and reads: 1 holds the event log only, 2 adds a
+/// range of telemetry (a backup without telemetry is still written as 1, so older builds read it).
+pub const FORMAT: u32 = 2;
+/// The format of a manifest without telemetry.
+pub const FORMAT_EVENTS_ONLY: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_DIGEST: &str = "manifest.sha256";
 /// A backup being written lives in `<id>.partial` until its manifest is complete.
@@ -34,6 +37,39 @@ pub struct Manifest {
     pub compressed_bytes: u64,
     /// The archive's hash chain head when the backup was taken, if the archive was asked.
     pub archive_head: Option<ArchiveHead>,
+    pub segments: Vec<Segment>,
+    /// A range of `MC_TELEMETRY`, when the backup was asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryPart>,
+}
+
+impl Manifest {
+    /// The listing's line of a complete backup.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({"id": self.id, "state": "completed", "createdAt": self.created_at,
+            "first": self.first, "last": self.last, "messages": self.messages,
+            "telemetryMessages": self.telemetry.as_ref().map_or(0, |t| t.messages),
+            "compressedBytes": self.compressed_bytes
+                + self.telemetry.as_ref().map_or(0, |t| t.compressed_bytes)})
+    }
+}
+
+/// The telemetry a backup holds: the messages JetStream stored between `from` and `to` (its
+/// own storage times), with their positions. Telemetry positions may have gaps (messages
+/// deleted from the live stream); a restore keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TelemetryPart {
+    pub stream: StreamInfo,
+    /// The range asked for (`None`: from the oldest message kept / up to the head).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Positions of the first and last message exported (0 and 0: none in the range).
+    pub first: u64,
+    pub last: u64,
+    pub messages: u64,
+    pub uncompressed_bytes: u64,
+    pub compressed_bytes: u64,
     pub segments: Vec<Segment>,
 }
 
@@ -73,6 +109,8 @@ pub struct Verified {
     pub manifest: Manifest,
     pub segments_checked: usize,
     pub messages_checked: u64,
+    /// Telemetry messages checked (0 when the backup holds none).
+    pub telemetry_messages_checked: u64,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -115,6 +153,12 @@ pub fn read(dir: &Path, id: &str, schema_version: i64) -> Result<Manifest, Backu
     if manifest.format > FORMAT {
         return Err(BackupError::Newer(format!(
             "manifest format {} (this build reads {FORMAT})",
+            manifest.format
+        )));
+    }
+    if manifest.telemetry.is_some() && manifest.format < FORMAT {
+        return Err(BackupError::Corrupt(format!(
+            "manifest format {} cannot hold telemetry",
             manifest.format
         )));
     }
@@ -169,7 +213,7 @@ pub fn list(dir: &Path, schema_version: i64) -> Result<(Vec<Listed>, Vec<String>
 
 /// Check everything before trusting a backup: the manifest (as [`read`]), then every segment's
 /// size and SHA-256, then every record decoded, in order, with the positions the manifest
-/// claims and no gap. `progress(messages checked, messages in all)`.
+/// claims (the event log with no gap). `progress(messages checked, messages in all)`.
 pub fn verify(
     dir: &Path,
     id: &str,
@@ -178,9 +222,14 @@ pub fn verify(
 ) -> Result<Verified, BackupError> {
     let manifest = read(dir, id, schema_version)?;
     let root = path_of(dir, id)?;
+    let telemetry = manifest.telemetry.as_ref();
+    let all_segments = manifest
+        .segments
+        .iter()
+        .chain(telemetry.iter().flat_map(|t| &t.segments));
     // Sizes and hashes of every file first: a corrupted last segment is found before any
     // record is decoded.
-    for s in &manifest.segments {
+    for s in all_segments {
         let bytes = segment_bytes(&root, s)?;
         if sha256_hex(&bytes) != s.sha256 {
             return Err(BackupError::Corrupt(format!(
@@ -189,55 +238,134 @@ pub fn verify(
             )));
         }
     }
-    let mut expected = manifest.first;
+    let total = manifest.messages + telemetry.map_or(0, |t| t.messages);
     let mut checked = 0u64;
-    for s in &manifest.segments {
-        if s.first != expected || s.last < s.first || s.messages != s.last - s.first + 1 {
-            return Err(BackupError::Corrupt(format!(
-                "segment {} covers {}..={} where {expected} was next",
-                s.file, s.first, s.last
-            )));
+    let mut tick = |checked: u64| {
+        if checked.is_multiple_of(10_000) {
+            progress(checked, total);
         }
-        read_segment(&root, s, |r| {
-            if r.seq != expected {
-                return Err(BackupError::Corrupt(format!(
-                    "segment {} holds position {} where {expected} was next",
-                    s.file, r.seq
-                )));
-            }
-            expected += 1;
-            checked += 1;
-            if checked.is_multiple_of(10_000) {
-                progress(checked, manifest.messages);
-            }
-            Ok(())
-        })?;
-        if expected != s.last + 1 {
-            return Err(BackupError::Corrupt(format!(
-                "segment {} ends at {} instead of {}",
-                s.file,
-                expected - 1,
-                s.last
-            )));
-        }
-    }
-    let end = if manifest.messages == 0 {
-        0
-    } else {
-        manifest.last
     };
-    if checked != manifest.messages || (manifest.messages > 0 && expected != end + 1) {
-        return Err(BackupError::Corrupt(format!(
-            "{checked} messages found, the manifest lists {}",
-            manifest.messages
-        )));
-    }
-    progress(checked, manifest.messages);
+    let events = Range {
+        what: "event",
+        first: manifest.first,
+        last: manifest.last,
+        messages: manifest.messages,
+        contiguous: true,
+    };
+    let events_checked = check_range(&root, &manifest.segments, &events, &mut checked, &mut tick)?;
+    let telemetry_checked = match telemetry {
+        Some(t) => {
+            let range = Range {
+                what: "telemetry",
+                first: t.first,
+                last: t.last,
+                messages: t.messages,
+                contiguous: false,
+            };
+            check_range(&root, &t.segments, &range, &mut checked, &mut tick)?
+        }
+        None => 0,
+    };
+    progress(checked, total);
     Ok(Verified {
-        segments_checked: manifest.segments.len(),
-        messages_checked: checked,
+        segments_checked: manifest.segments.len() + telemetry.map_or(0, |t| t.segments.len()),
+        messages_checked: events_checked,
+        telemetry_messages_checked: telemetry_checked,
         manifest,
     })
+}
+
+/// What a list of segments claims to hold.
+struct Range {
+    what: &'static str,
+    first: u64,
+    last: u64,
+    messages: u64,
+    /// Every position of `first..=last` present (the event log); otherwise only increasing.
+    contiguous: bool,
+}
+
+/// Decode every record of `segments`: positions strictly increasing inside each segment's
+/// bounds, segments in order, the counts the manifest claims. Returns the records checked.
+fn check_range(
+    root: &Path,
+    segments: &[Segment],
+    range: &Range,
+    checked: &mut u64,
+    tick: &mut impl FnMut(u64),
+) -> Result<u64, BackupError> {
+    let what = range.what;
+    if range.messages == 0 {
+        if !segments.is_empty() || range.first != 0 || range.last != 0 {
+            return Err(BackupError::Corrupt(format!(
+                "no {what} messages listed, yet segments or positions are"
+            )));
+        }
+        return Ok(0);
+    }
+    if range.first == 0 || range.last < range.first || range.messages > range.last - range.first + 1
+    {
+        return Err(BackupError::Corrupt(format!(
+            "{} {what} messages cannot be positions {}..={}",
+            range.messages, range.first, range.last
+        )));
+    }
+    let mut previous = range.first - 1;
+    let mut count = 0u64;
+    for s in segments {
+        let in_order = s.first > previous && s.last >= s.first && s.last <= range.last;
+        let sized = if range.contiguous {
+            s.first == previous + 1 && s.messages == s.last - s.first + 1
+        } else {
+            s.messages <= s.last - s.first + 1
+        };
+        if !in_order || !sized {
+            return Err(BackupError::Corrupt(format!(
+                "segment {} covers {}..={} ({} messages) after position {previous}",
+                s.file, s.first, s.last, s.messages
+            )));
+        }
+        let mut in_segment = 0u64;
+        let mut last_seen = None;
+        read_segment(root, s, |r| {
+            let expected_ok = match last_seen {
+                None => r.seq == s.first,
+                Some(p) if range.contiguous => r.seq == p + 1,
+                Some(p) => r.seq > p,
+            };
+            if !expected_ok || r.seq > s.last {
+                return Err(BackupError::Corrupt(format!(
+                    "segment {} holds position {} after {}",
+                    s.file,
+                    r.seq,
+                    last_seen.map_or("its start".to_owned(), |p: u64| p.to_string())
+                )));
+            }
+            last_seen = Some(r.seq);
+            in_segment += 1;
+            *checked += 1;
+            tick(*checked);
+            Ok(())
+        })?;
+        if last_seen != Some(s.last) || in_segment != s.messages {
+            return Err(BackupError::Corrupt(format!(
+                "segment {} ends at {} with {in_segment} messages instead of {} with {}",
+                s.file,
+                last_seen.unwrap_or(0),
+                s.last,
+                s.messages
+            )));
+        }
+        previous = s.last;
+        count += in_segment;
+    }
+    if count != range.messages || previous != range.last {
+        return Err(BackupError::Corrupt(format!(
+            "{count} {what} messages found up to position {previous}, the manifest lists {} up to {}",
+            range.messages, range.last
+        )));
+    }
+    Ok(count)
 }
 
 fn segment_bytes(root: &Path, s: &Segment) -> Result<Vec<u8>, BackupError> {

@@ -4,7 +4,8 @@
 
 use crate::manifest::{self, Verified};
 use crate::{
-    create, prune, restore, ArchiveHead, BackupError, CreateOptions, RestoreOptions, Until,
+    create, prune, restore, ArchiveHead, BackupError, CreateOptions, RestoreOptions,
+    TelemetryRange, Until,
 };
 use async_nats::jetstream::Context;
 use futures::future::BoxFuture;
@@ -31,6 +32,8 @@ pub struct ServiceConfig {
     /// `None`: restores are refused.
     pub restore_target: Option<Context>,
     pub restore: RestoreOptions,
+    /// Scheduled backups also take the telemetry stored in this window before them.
+    pub scheduled_telemetry: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,7 +51,8 @@ pub struct Job {
     pub state: JobState,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `verify` or `restore` for a restore's phases; `backup` for a backup.
+    /// `verify`, `restore` then `telemetry` for a restore; `events` then `telemetry` for a
+    /// backup.
     pub phase: String,
     pub done: u64,
     pub total: u64,
@@ -117,20 +121,25 @@ impl BackupService {
 
     /// Start a backup in the background; its id. Refused while another one runs. `actor`
     /// (the principal, or the schedule) is recorded with its outcome in the log.
-    pub fn start_backup(&self, actor: &str, scheduled: bool) -> Result<String, BackupError> {
+    pub fn start_backup(
+        &self,
+        actor: &str,
+        scheduled: bool,
+        telemetry: Option<TelemetryRange>,
+    ) -> Result<String, BackupError> {
         let id = crate::create::new_id();
         {
             let mut jobs = self.jobs();
             if jobs.backups.values().any(|j| j.state == JobState::Running) {
                 return Err(BackupError::Refused("a backup is already running".into()));
             }
-            jobs.backups.insert(id.clone(), Job::running("backup"));
+            jobs.backups.insert(id.clone(), Job::running("events"));
         }
         let this = self.clone();
         let job_id = id.clone();
         let actor = actor.to_owned();
         tokio::spawn(async move {
-            let outcome = this.run_backup(&job_id).await;
+            let outcome = this.run_backup(&job_id, telemetry).await;
             if let Some(log) = &this.log {
                 match &outcome {
                     Ok(m) => match manifest::digest(&this.config.dir, &m.id) {
@@ -167,17 +176,23 @@ impl BackupService {
         Ok(id)
     }
 
-    async fn run_backup(&self, id: &str) -> Result<crate::Manifest, BackupError> {
+    async fn run_backup(
+        &self,
+        id: &str,
+        telemetry: Option<TelemetryRange>,
+    ) -> Result<crate::Manifest, BackupError> {
         let mut options = self.config.create.clone();
         options.id = Some(id.to_owned());
+        options.telemetry = telemetry;
         let jobs = self.jobs.clone();
-        let draft = create(&self.js, &self.config.dir, &options, |p| {
+        let draft = create(&self.js, &self.config.dir, &options, |phase, p| {
             if let Some(job) = jobs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .backups
                 .get_mut(id)
             {
+                phase.clone_into(&mut job.phase);
                 job.done = p.done;
                 job.total = p.total;
             }
@@ -213,9 +228,7 @@ impl BackupService {
         let mut items: Vec<Value> = Vec::new();
         for r in complete {
             items.push(match r {
-                Ok(m) => json!({"id": m.id, "state": "completed", "createdAt": m.created_at,
-                    "first": m.first, "last": m.last, "messages": m.messages,
-                    "compressedBytes": m.compressed_bytes}),
+                Ok(m) => m.summary(),
                 Err((id, e)) => json!({"id": id, "state": "unreadable", "error": e.to_string()}),
             });
         }
@@ -273,7 +286,12 @@ impl BackupService {
     }
 
     /// Start restoring backup `id` into the configured restore target, in the background.
-    pub fn start_restore(&self, id: &str, until: Option<Until>) -> Result<(), BackupError> {
+    pub fn start_restore(
+        &self,
+        id: &str,
+        until: Option<Until>,
+        skip_telemetry: bool,
+    ) -> Result<(), BackupError> {
         let Some(target) = self.config.restore_target.clone() else {
             return Err(BackupError::Refused(
                 "no restore target is configured (MC_RESTORE_NATS_URL): restores go into a deployment beside the live one".into(),
@@ -293,6 +311,7 @@ impl BackupService {
         tokio::spawn(async move {
             let mut options = this.config.restore.clone();
             options.until = until;
+            options.skip_telemetry = skip_telemetry;
             options.schema_version = this.schema_version();
             let jobs = this.jobs.clone();
             let outcome = restore(&target, &this.config.dir, &id, &options, |phase, p| {
@@ -340,7 +359,16 @@ impl BackupService {
                     _ = cancel.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                match this.start_backup("system:backup-schedule", true) {
+                let telemetry = this
+                    .config
+                    .scheduled_telemetry
+                    .map(|window| TelemetryRange {
+                        from: chrono::Duration::from_std(window)
+                            .ok()
+                            .and_then(|w| chrono::Utc::now().checked_sub_signed(w)),
+                        to: None,
+                    });
+                match this.start_backup("system:backup-schedule", true, telemetry) {
                     Ok(id) => tracing::info!(id = %id, "scheduled backup started"),
                     Err(e) => tracing::warn!(error = %e, "scheduled backup skipped"),
                 }

@@ -56,7 +56,7 @@ fn restore_options(until: Option<u64>) -> RestoreOptions {
 }
 
 async fn backup(js: &Context, dir: &Path) -> mc_backup::Manifest {
-    let draft = mc_backup::create(js, dir, &options(), |_| {})
+    let draft = mc_backup::create(js, dir, &options(), |_, _| {})
         .await
         .unwrap();
     draft.finish(None).unwrap()

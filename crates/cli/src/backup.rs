@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BackupCommand {
-    /// Back up the event log (MC_EVENTS) up to its head now: zstd segments, SHA-256 manifest.
+    /// Back up the event log (MC_EVENTS) up to its head now, and with --telemetry a time range
+    /// of MC_TELEMETRY: zstd segments, SHA-256 manifest.
     Create(CreateArgs),
     /// List the backups in the directory, oldest first.
     List(DirArgs),
@@ -51,6 +52,37 @@ pub struct CreateArgs {
     /// Afterwards delete backups older than N days (never the newest).
     #[arg(long, env = "MC_BACKUP_KEEP_DAYS")]
     keep_days: Option<u32>,
+    /// Also back up telemetry (all that is kept, or the range of --telemetry-from/-to).
+    #[arg(long)]
+    telemetry: bool,
+    /// Telemetry stored from this time: RFC 3339, or an age like 30m, 24h, 7d (implies
+    /// --telemetry).
+    #[arg(long)]
+    telemetry_from: Option<String>,
+    /// Telemetry stored up to this time: RFC 3339, or an age (implies --telemetry).
+    #[arg(long)]
+    telemetry_to: Option<String>,
+}
+
+impl CreateArgs {
+    fn telemetry(&self) -> anyhow::Result<Option<mc_backup::TelemetryRange>> {
+        if !self.telemetry && self.telemetry_from.is_none() && self.telemetry_to.is_none() {
+            return Ok(None);
+        }
+        let now = chrono::Utc::now();
+        let bound = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| mc_backup::TelemetryRange::parse_bound(s, now))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        };
+        let range = mc_backup::TelemetryRange::new(
+            bound("--telemetry-from", &self.telemetry_from)?,
+            bound("--telemetry-to", &self.telemetry_to)?,
+        )
+        .map_err(|e| anyhow::anyhow!("--telemetry-from/--telemetry-to: {e}"))?;
+        Ok(Some(range))
+    }
 }
 
 #[derive(Args)]
@@ -90,6 +122,10 @@ pub struct RestoreArgs {
     /// at or before it).
     #[arg(long, value_parser = mc_backup::Until::parse)]
     until: Option<mc_backup::Until>,
+    /// Leave the backup's telemetry out (its telemetry is restored up to the same point in
+    /// time as the events otherwise).
+    #[arg(long)]
+    skip_telemetry: bool,
 }
 
 pub async fn run(command: BackupCommand) -> anyhow::Result<()> {
@@ -116,8 +152,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     );
+    let telemetry = args.telemetry()?;
     let id = mc_backup::new_id();
     let options = CreateOptions {
+        telemetry,
         segment_messages: args.segment_messages.max(1),
         schema_version: schema_version(),
         software: format!("mission-control {}", env!("CARGO_PKG_VERSION")),
@@ -126,8 +164,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut bar = Bar::new("backup", "events");
-    let draft = match mc_backup::create(&js, &args.dir.dir, &options, |p| bar.show(p.done, p.total))
-        .await
+    let mut telemetry_bar = Bar::new("backup", "telemetry messages");
+    let draft = match mc_backup::create(&js, &args.dir.dir, &options, |phase, p| match phase {
+        "telemetry" => telemetry_bar.show(p.done, p.total),
+        _ => bar.show(p.done, p.total),
+    })
+    .await
     {
         Ok(draft) => draft,
         Err(e) => {
@@ -136,6 +178,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         }
     };
     bar.finish();
+    telemetry_bar.finish();
     let head = match &args.database_url {
         Some(url) => archive_head(url, draft.last()).await?,
         None => None,
@@ -160,6 +203,16 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             m.messages as f64 / secs,
             m.uncompressed_bytes as f64 / 1e6 / secs,
         );
+        if let Some(t) = &m.telemetry {
+            println!(
+                "telemetry: {} messages (positions {}..={}) in {} segments, {:.1} MB compressed",
+                t.messages,
+                t.first,
+                t.last,
+                t.segments.len(),
+                t.compressed_bytes as f64 / 1e6
+            );
+        }
         match &m.archive_head {
             Some(h) => println!("archive head at position {}: {}", h.position, h.hash),
             None => println!("archive head not recorded (no --database-url or nothing archived)"),
@@ -195,11 +248,7 @@ fn list(args: &DirArgs) -> anyhow::Result<()> {
         let items: Vec<serde_json::Value> = complete
             .iter()
             .map(|r| match r {
-                Ok(m) => {
-                    serde_json::json!({"id": m.id, "state": "completed", "createdAt": m.created_at,
-                    "first": m.first, "last": m.last, "messages": m.messages,
-                    "compressedBytes": m.compressed_bytes})
-                }
+                Ok(m) => m.summary(),
                 Err((id, e)) => {
                     serde_json::json!({"id": id, "state": "unreadable", "error": e.to_string()})
                 }
@@ -220,13 +269,19 @@ fn list(args: &DirArgs) -> anyhow::Result<()> {
     for r in &complete {
         match r {
             Ok(m) => println!(
-                "{}  {}  positions {}..={}  {} events  {:.1} MB",
+                "{}  {}  positions {}..={}  {} events{}  {:.1} MB",
                 m.id,
                 m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 m.first,
                 m.last,
                 m.messages,
-                m.compressed_bytes as f64 / 1e6
+                m.telemetry
+                    .as_ref()
+                    .map(|t| format!(" + {} telemetry messages", t.messages))
+                    .unwrap_or_default(),
+                (m.compressed_bytes + m.telemetry.as_ref().map_or(0, |t| t.compressed_bytes))
+                    as f64
+                    / 1e6
             ),
             Err((id, e)) => println!("{id}  unreadable: {e}"),
         }
@@ -272,12 +327,17 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!(
-            "backup {} verified: {} segments, {} events (positions {}..={}) in {:.1} s",
+            "backup {} verified: {} segments, {} events (positions {}..={}){} in {:.1} s",
             args.id,
             v.segments_checked,
             v.messages_checked,
             v.manifest.first,
             v.manifest.last,
+            if v.telemetry_messages_checked > 0 {
+                format!(", {} telemetry messages", v.telemetry_messages_checked)
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64()
         );
     }
@@ -289,12 +349,14 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(client.clone());
     let options = RestoreOptions {
         until: args.until,
+        skip_telemetry: args.skip_telemetry,
         schema_version: schema_version(),
         ..Default::default()
     };
     let started = Instant::now();
     let mut verify_bar = Bar::new("verify", "events");
     let mut restore_bar = Bar::new("restore", "events");
+    let mut telemetry_bar = Bar::new("restore", "telemetry messages");
     let result = mc_backup::restore(
         &js,
         &args.dir.dir,
@@ -302,11 +364,13 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         &options,
         |phase, p| match phase {
             "verify" => verify_bar.show(p.done, p.total),
+            "telemetry" => telemetry_bar.show(p.done, p.total),
             _ => restore_bar.show(p.done, p.total),
         },
     )
     .await;
     restore_bar.finish();
+    telemetry_bar.finish();
     let r = match result {
         Ok(r) => r,
         Err(e) => {
@@ -349,6 +413,12 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             },
             r.written as f64 / secs
         );
+        if let Some(t) = &r.telemetry {
+            println!(
+                "restored telemetry up to position {} ({} messages written)",
+                t.last, t.written
+            );
+        }
         println!("reserved the names of {names} agents in {names_secs:.1} s");
         println!("next: start `mission-control serve` against this NATS and a fresh database; it rebuilds every read model");
     }
@@ -374,6 +444,9 @@ pub struct ServeBackupArgs {
     /// one; credentials may be in the URL). Unset: restores over HTTP are refused.
     #[arg(long, env = "MC_RESTORE_NATS_URL", hide_env_values = true)]
     restore_nats_url: Option<String>,
+    /// Scheduled backups also take the telemetry stored in the last N hours (0: none).
+    #[arg(long, env = "MC_BACKUP_TELEMETRY_HOURS", default_value_t = 0)]
+    backup_telemetry_hours: u64,
 }
 
 impl ServeBackupArgs {
@@ -385,6 +458,8 @@ impl ServeBackupArgs {
             keep: self.backup_keep,
             keep_days: self.backup_keep_days,
             restore_nats_url: self.restore_nats_url.clone(),
+            scheduled_telemetry: (self.backup_telemetry_hours > 0)
+                .then(|| Duration::from_secs(self.backup_telemetry_hours * 3_600)),
         }
     }
 }

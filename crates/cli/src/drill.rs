@@ -216,6 +216,12 @@ pub async fn drill(
             "no live database given (MC_DATABASE_URL): only the restored chain was checked".into(),
         );
     }
+    if let Some(t) = &restored.telemetry {
+        notes.push(format!(
+            "telemetry restored up to position {} with its positions; its read models are not compared (the live system keeps telemetry outside the backup's range)",
+            t.last
+        ));
+    }
     cancel.cancel();
     let _ = server.await;
 

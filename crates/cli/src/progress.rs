@@ -71,9 +71,9 @@ impl Bar {
         }
     }
 
-    /// End the bar's line (on a terminal).
+    /// End the bar's line (on a terminal, if it was drawn).
     pub fn finish(&self) {
-        if self.tty {
+        if self.tty && self.last_decile.is_some() {
             eprintln!();
         }
     }
