@@ -12,6 +12,7 @@ pub mod events;
 pub mod missions;
 pub mod spacecraft;
 mod support;
+pub mod tasks;
 
 use mc_projection::Projection;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(comments::Comments),
         Arc::new(spacecraft::SpacecraftRegistry),
         Arc::new(alarms::Alarms),
+        Arc::new(tasks::Tasks),
     ]
 }
 
@@ -101,6 +103,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit queries",
         include_str!("../../migrations/0014_audit_queries.sql"),
     ),
+    (15, "tasks", include_str!("../../migrations/0015_tasks.sql")),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

@@ -29,6 +29,7 @@ mod runtime_poison;
 mod security;
 mod spacecraft;
 mod startup;
+mod task_runs;
 mod telemetry;
 mod telemetry_alarms;
 mod telemetry_cli;

@@ -75,6 +75,7 @@ async fn projections_report_positions_lag_and_metrics() {
             "comments",
             "spacecraft",
             "alarms",
+            "tasks",
             "agent-status-manager"
         ]
     );

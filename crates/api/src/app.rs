@@ -121,6 +121,7 @@ impl Application {
         let comments = CommentService::new(handler.clone());
         let spacecraft = SpacecraftService::new(handler.clone());
         let alarms = AlarmService::new(handler.clone());
+        let tasks = mc_tasks::TaskService::new(handler.clone());
         let tokens = mc_commands::TokenService::new(handler);
         let jwt = match config.auth.jwt.clone() {
             Some(jwt) => Some(
@@ -213,6 +214,7 @@ impl Application {
             spacecraft,
             alarms,
             tokens,
+            tasks,
             auth,
             relay,
             backups,

@@ -112,7 +112,7 @@ fn parse_query(
     let filter = Filter {
         aggregate_type: q.parse(
             "aggregate",
-            name_param(32, "-", "an aggregate type such as mission or agent"),
+            name_param(32, "-_", "an aggregate type such as mission or task_run"),
         ),
         aggregate_id: q.parse("id", text_param(128)),
         actor: q.parse("actor", text_param(256)),
@@ -163,7 +163,7 @@ fn parse_query(
 
 /// `GET /events?aggregate=&id=&actor=&type=&from=&to=&fromPosition=&toPosition=&limit=&cursor=`
 /// with `format=ndjson|csv` (or the matching `Accept`) for a streamed export.
-async fn events(
+pub(crate) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,

@@ -25,6 +25,8 @@ mod rebuilds;
 mod respond;
 pub mod spacecraft;
 mod state;
+mod task_runs;
+mod tasks;
 mod telemetry;
 mod tokens;
 
@@ -50,6 +52,8 @@ fn routes() -> (Routes, Routes) {
         projections::routes,
         rebuilds::routes,
         tokens::routes,
+        tasks::routes,
+        task_runs::routes,
         live::routes,
     ]
     .into_iter()

@@ -68,6 +68,7 @@ async fn snapshots(state: &AppState, topics: &[Topic], live: mc_relay::Positions
             Topic::Mission(_) => ("missions", live.events),
             Topic::Agent(_) => ("agents", live.events),
             Topic::Alarms => ("alarms", live.events),
+            Topic::TaskRun(_) => (mc_projections::tasks::NAME, live.events),
             Topic::Telemetry(_) => (mc_telemetry::STORE, live.telemetry),
             _ => continue,
         };
@@ -100,6 +101,7 @@ async fn snapshots(state: &AppState, topics: &[Topic], live: mc_relay::Positions
                     .collect();
                 json!({"spacecraftId": sc, "parameters": parameters})
             }),
+            Topic::TaskRun(id) => mc_projections::tasks::run_with_calls(&state.pool, *id).await,
             _ => continue,
         };
         let Ok(data) = data else { continue };

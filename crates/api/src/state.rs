@@ -133,6 +133,8 @@ pub struct Inner {
     pub spacecraft: SpacecraftService,
     pub alarms: AlarmService,
     pub tokens: mc_commands::TokenService,
+    /// Tools, tasks and task runs (the policy gate of tool calls).
+    pub tasks: mc_tasks::TaskService,
     /// Credentials → principal, and the permission checks (HTTP and NATS).
     pub auth: Arc<mc_auth::Authenticator>,
     /// The live relay: one consumer per stream fanning out to WebSocket and SSE clients.

@@ -56,6 +56,18 @@ uuid_id!(
     CommandId
 );
 uuid_id!(
+    /// A task: the definition a run follows (prompt, allowed tools, budget).
+    TaskId
+);
+uuid_id!(
+    /// One run of a task by a runner.
+    TaskRunId
+);
+uuid_id!(
+    /// A tool call inside a task run.
+    ToolCallId
+);
+uuid_id!(
     /// An alarm: derived from its spacecraft, parameter and kind, so every process names the
     /// same alarm the same way without a lookup.
     AlarmId

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod mission;
 pub mod spacecraft;
+pub mod task;
 pub mod telemetry;
 pub mod token;
 pub mod values;

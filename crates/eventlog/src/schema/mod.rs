@@ -10,6 +10,7 @@ mod backup;
 mod comment;
 mod mission;
 mod spacecraft;
+mod task;
 mod token;
 
 pub use spacecraft::limits_from_stored;
@@ -70,6 +71,7 @@ impl Registry<'static> {
             alarm::VERSIONS,
             token::VERSIONS,
             backup::VERSIONS,
+            task::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -79,6 +81,7 @@ impl Registry<'static> {
             alarm::UPCASTERS,
             token::UPCASTERS,
             backup::UPCASTERS,
+            task::UPCASTERS,
         ],
     };
 }

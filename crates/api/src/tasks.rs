@@ -1,0 +1,185 @@
+//! `/api/v1/tools` and `/api/v1/tasks`: glue over `mc_tasks::TaskService` (the tool registry,
+//! task definitions) and their read models.
+
+use crate::auth::{Caller, Routes};
+use crate::extract::{Body, Fields, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::problem::ApiError;
+use crate::read;
+use crate::respond;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use mc_domain::ids::TaskId;
+use mc_domain::task::{TaskDef, ToolDef, ToolName};
+use mc_projections::tasks as model;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub fn routes(r: Routes) -> Routes {
+    r.get("/tools", list_tools)
+        .post("/tools", define_tool)
+        .get("/tools/{name}", fetch_tool)
+        .get("/tasks", list_tasks)
+        .post("/tasks", create_task)
+        .get("/tasks/{id}", fetch_task)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    risk: String,
+    schema: Value,
+}
+
+/// Register a tool, or redefine it (a new version; the same definition again changes nothing).
+async fn define_tool(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Body(body): Body<ToolBody>,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::default();
+    let name = f.take(ToolName::parse(&body.name, "name"));
+    let def = ToolDef::parse(&body.description, &body.risk, body.schema);
+    let def = match def {
+        Ok(d) => Some(d),
+        Err(mc_domain::DomainError::Validation(e)) => {
+            f.0.extend(e);
+            None
+        }
+        Err(e) => return Err(mc_commands::CommandError::from(e).into()),
+    };
+    let (name, def) = f.finish(|| Some((name?, def?)))?;
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let done = state.tasks.define_tool(&ctx, &name, def).await?;
+    let status = if done.version == 1 && done.position.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond::command(status, &name, &done, Some("tools")))
+}
+
+async fn fetch_tool(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let name = ToolName::parse(&name, "name").map_err(|e| ApiError::Validation(vec![e]))?;
+    let pool = state.pool.clone();
+    respond::one(&state, model::NAME, params, "tool", async move {
+        model::tool(&pool, name.as_str()).await
+    })
+    .await
+}
+
+/// Tools by name; `cursor` is the last name of the previous page.
+async fn list_tools(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut q = QueryParams::new(params);
+    let limit = q.u64("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
+    let cursor = q.parse("cursor", |s| {
+        ToolName::parse(s, "cursor")
+            .map(|n| n.as_str().to_owned())
+            .map_err(|_| "is not a cursor returned by this API".to_owned())
+    });
+    let min_position = q.min_position();
+    q.finish()?;
+    let freshness = read::wait(&state, model::NAME, min_position).await?;
+    let items = model::tools(&state.pool, cursor.as_deref(), limit as i64 + 1).await?;
+    let page = crate::extract::Page {
+        limit,
+        cursor: None,
+        min_position,
+    };
+    Ok(freshness.wrap(Json(page.render(items, |t| t.name.clone()))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TaskBody {
+    title: String,
+    #[serde(default)]
+    prompt: String,
+    #[serde(default)]
+    allowed_tools: Vec<String>,
+    budget_usd: Option<f64>,
+    /// `auto` (default) or `operator`: who approves the task's SAFE_MUTATE calls.
+    safe_mutate_approval: Option<String>,
+}
+
+async fn create_task(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Body(body): Body<TaskBody>,
+) -> Result<Response, ApiError> {
+    let def = TaskDef::parse(
+        &body.title,
+        &body.prompt,
+        &body.allowed_tools,
+        body.safe_mutate_approval.as_deref(),
+        body.budget_usd,
+    )
+    .map_err(mc_commands::CommandError::from)?;
+    let id = TaskId::from_uuid(uuid::Uuid::now_v7());
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let done = state.tasks.create_task(&ctx, id, def).await?;
+    Ok(respond::command(
+        StatusCode::CREATED,
+        id,
+        &done,
+        Some("tasks"),
+    ))
+}
+
+async fn fetch_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let id = TaskId::parse(&id, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+    let pool = state.pool.clone();
+    respond::one(&state, model::NAME, params, "task", async move {
+        model::task(&pool, id.as_uuid()).await
+    })
+    .await
+}
+
+async fn list_tasks(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut q = QueryParams::new(params);
+    let page = q.page();
+    q.finish()?;
+    let freshness = read::wait(&state, model::NAME, page.min_position).await?;
+    let items = model::tasks(&state.pool, page.cursor, page.fetch()).await?;
+    Ok(freshness.wrap(Json(page.render(items, |t| t.id.to_string()))))
+}
+
+impl respond::Versioned for model::ToolRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl respond::Versioned for model::TaskRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
