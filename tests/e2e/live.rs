@@ -181,7 +181,7 @@ async fn a_token_revoked_while_connected_closes_the_websocket() {
 }
 
 /// The SSE events (`id`, `data` as JSON) of a response until `n` arrived.
-async fn sse_events(mut r: reqwest::Response, n: usize) -> Vec<(String, Value)> {
+pub(crate) async fn sse_events(mut r: reqwest::Response, n: usize) -> Vec<(String, Value)> {
     let mut buf = String::new();
     let mut out = Vec::new();
     while out.len() < n {

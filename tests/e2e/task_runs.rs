@@ -5,6 +5,7 @@
 //! (a viewer may not), a denial that fails the run, steps after the end refused.
 
 use crate::helpers::{authorized, issue_token, TestApp};
+use crate::live::sse_events;
 use serde_json::{json, Value};
 
 /// The run's aggregate version and state as the read model shows them (at `position`).
@@ -376,4 +377,74 @@ async fn a_denied_call_fails_the_run_with_who_and_why() {
         (422, Some("taskId")),
         "{problem}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_events_stream_over_sse_and_resume_from_last_event_id() {
+    let app = TestApp::spawn().await;
+    register_tools(&app).await;
+    let task = app
+        .create(
+            "/tasks",
+            json!({"title": "watched", "allowedTools": ["read_file"]}),
+        )
+        .await;
+    let (_, created) = app.post("/task-runs", json!({"taskId": task})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let stream_url = app.url(&format!("/task-runs/{id}/events/stream"));
+    let r = app.http.get(&stream_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let log = |n: u32| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let (status, body) = app
+                .post(
+                    &format!("/task-runs/{id}/logs"),
+                    json!({"message": format!("step {n}")}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["position"].as_u64().unwrap()
+        }
+    };
+    let first = log(0).await;
+    let events = sse_events(r, 1).await;
+    assert_eq!(events[0].1["position"], first);
+    assert_eq!(events[0].1["name"], "taskRunEvent");
+    let last_id = events[0].0.clone();
+    let mut missed = Vec::new();
+    for n in 1..=3 {
+        missed.push(log(n).await);
+    }
+    let r = app
+        .http
+        .get(&stream_url)
+        .header("Last-Event-ID", &last_id)
+        .send()
+        .await
+        .unwrap();
+    let resumed: Vec<u64> = sse_events(r, 3)
+        .await
+        .into_iter()
+        .map(|(_, v)| v["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(resumed, missed);
+    let r = app
+        .http
+        .get(app.url(&format!(
+            "/task-runs/{}/events/stream",
+            uuid::Uuid::now_v7()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::Client::new()
+        .get(&stream_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }

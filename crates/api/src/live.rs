@@ -277,11 +277,11 @@ async fn session(state: AppState, caller: Principal, mut socket: WebSocket) {
     }
 }
 
-#[derive(Deserialize)]
-struct StreamQuery {
-    topics: Option<String>,
+#[derive(Deserialize, Default)]
+pub(crate) struct StreamQuery {
+    pub(crate) topics: Option<String>,
     #[serde(rename = "lastEventId")]
-    last_event_id: Option<String>,
+    pub(crate) last_event_id: Option<String>,
 }
 
 /// SSE ids are `<events position>-<telemetry position>`: what the client has seen of each.
@@ -297,7 +297,7 @@ fn parse_event_id(id: &str) -> Result<Since, ApiError> {
     })
 }
 
-async fn sse(
+pub(crate) async fn sse(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,

@@ -27,6 +27,7 @@ pub fn routes(r: Routes) -> Routes {
         .post("/task-runs", create)
         .get("/task-runs/{id}", fetch)
         .get("/task-runs/{id}/events", events)
+        .get("/task-runs/{id}/events/stream", stream)
         .post("/task-runs/{id}/tool-calls", tool_call)
         .post("/task-runs/{id}/tool-calls/{call}/approve", approve)
         .post("/task-runs/{id}/tool-calls/{call}/deny", deny)
@@ -414,4 +415,31 @@ async fn events(
     params.insert("aggregate".into(), "task_run".into());
     params.insert("id".into(), id.to_string());
     crate::audit::events(State(state), headers, Query(params)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamParams {
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// The run's events live over SSE (the relay's `task-run:<id>` topic, `taskRunEvent` frames),
+/// resuming after `Last-Event-ID` (or `?lastEventId=`) with no gap and no duplicate.
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> Result<Response, ApiError> {
+    let id = run_id(&id)?;
+    if !state.tasks.run_exists(id).await? {
+        return Err(ApiError::NotFound { what: "task run" });
+    }
+    let query = crate::live::StreamQuery {
+        topics: Some(format!("task-run:{id}")),
+        last_event_id: params.last_event_id,
+    };
+    crate::live::sse(State(state), caller, headers, Query(query)).await
 }

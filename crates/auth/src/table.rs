@@ -102,6 +102,7 @@ pub const HTTP: &[HttpRule] = &[
     r("POST", "/api/v1/task-runs", Needs(Operator)),
     r("GET", "/api/v1/task-runs/{id}", Needs(Viewer)),
     r("GET", "/api/v1/task-runs/{id}/events", Needs(Viewer)),
+    r("GET", "/api/v1/task-runs/{id}/events/stream", Needs(Viewer)),
     r("POST", "/api/v1/task-runs/{id}/tool-calls", Needs(Operator)),
     r(
         "POST",

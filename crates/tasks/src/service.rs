@@ -122,6 +122,12 @@ impl TaskService {
         self.run(ctx, run, Check::Any, command).await
     }
 
+    /// Whether run `id` exists in the log (read models may not have it yet).
+    pub async fn run_exists(&self, id: TaskRunId) -> Result<bool, CommandError> {
+        let (root, _) = self.handler.load::<TaskRun>(&id.to_string(), false).await?;
+        Ok(root.state().0.is_some())
+    }
+
     /// Any other run command (approvals, results, logs, artifacts, the end of the run).
     pub async fn run(
         &self,
