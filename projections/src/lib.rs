@@ -13,6 +13,7 @@ pub mod missions;
 pub mod spacecraft;
 mod support;
 pub mod tasks;
+pub mod usage;
 
 use mc_projection::Projection;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(spacecraft::SpacecraftRegistry),
         Arc::new(alarms::Alarms),
         Arc::new(tasks::Tasks),
+        Arc::new(usage::Usage),
     ]
 }
 
@@ -104,6 +106,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0014_audit_queries.sql"),
     ),
     (15, "tasks", include_str!("../../migrations/0015_tasks.sql")),
+    (16, "usage", include_str!("../../migrations/0016_usage.sql")),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

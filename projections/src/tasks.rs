@@ -220,6 +220,16 @@ async fn apply_run(
             (None, "")
         }
         RunEvent::Logged { .. } => (None, ", logs = logs + 1"),
+        RunEvent::LlmCalled(c) => {
+            sqlx::query(
+                "UPDATE task_runs SET llm_calls = llm_calls + 1, cost_nanos = cost_nanos + $2 WHERE id = $1",
+            )
+            .bind(d.id)
+            .bind(c.cost.map_or(0, |c| c.nanos() as i64))
+            .execute(&mut *tx)
+            .await?;
+            (None, "")
+        }
         RunEvent::ArtifactAdded(a) => {
             sqlx::query(
                 "UPDATE task_runs SET artifacts = artifacts || $2 WHERE id = $1",
@@ -363,6 +373,10 @@ pub struct RunRow {
     pub reason: Option<String>,
     pub logs: i64,
     pub artifacts: Json<Value>,
+    pub llm_calls: i64,
+    /// What its LLM steps cost when recorded, in nano-dollars (`costUsd` in dollars).
+    #[serde(skip)]
+    pub cost_nanos: i64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -372,7 +386,7 @@ pub struct RunRow {
 }
 
 const RUN_COLUMNS: &str = "id, task_id, agent_id, state, output, reason, logs, artifacts, \
-    created_at, started_at, finished_at, version, position, updated_at";
+    llm_calls, cost_nanos, created_at, started_at, finished_at, version, position, updated_at";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -444,7 +458,9 @@ pub async fn run_with_calls(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Erro
     let Some(run) = run(pool, id).await? else {
         return Ok(Value::Null);
     };
+    let cost = run.cost_nanos as f64 / 1e9;
     let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    value["costUsd"] = json!(cost);
     value["toolCalls"] = serde_json::to_value(calls(pool, id).await?).unwrap_or(Value::Null);
     Ok(value)
 }

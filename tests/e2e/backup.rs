@@ -339,7 +339,10 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 async fn a_restore_killed_midway_resumes_where_it_stopped() {
     const MESSAGES: u64 = 20_000;
     let source = NatsServer::start().await;
-    let source_js = jetstream::new(source.client().await);
+    // Acks may take more than the default 5 s while the whole suite loads the machine.
+    let source_js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build(source.client().await);
     mc_eventlog::streams::provision(&source_js, &Default::default())
         .await
         .unwrap();

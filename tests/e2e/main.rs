@@ -36,3 +36,4 @@ mod telemetry_cli;
 mod telemetry_kill;
 mod telemetry_replay;
 mod telemetry_retention;
+mod usage;

@@ -76,6 +76,7 @@ async fn projections_report_positions_lag_and_metrics() {
             "spacecraft",
             "alarms",
             "tasks",
+            "usage",
             "agent-status-manager"
         ]
     );

@@ -253,7 +253,11 @@ async fn project_role_and_api_only_role_split_the_work() {
         .clone();
     assert_eq!(agents["state"], "elsewhere");
     assert!(agents["position"].as_u64().unwrap() >= pos, "{agents}");
-    assert_eq!(body["projections"].as_array().unwrap().len(), 7);
+    // Every read model and the agent-status process manager.
+    assert_eq!(
+        body["projections"].as_array().unwrap().len(),
+        mc_projections::all().len() + 1
+    );
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }

@@ -29,6 +29,7 @@ mod task_runs;
 mod tasks;
 mod telemetry;
 mod tokens;
+mod usage;
 
 pub use app::{all_projections, nats_addrs, Application};
 pub use auth::{Caller, Route};
@@ -54,6 +55,7 @@ fn routes() -> (Routes, Routes) {
         tokens::routes,
         tasks::routes,
         task_runs::routes,
+        usage::routes,
         live::routes,
     ]
     .into_iter()

@@ -28,6 +28,7 @@ pub fn routes(r: Routes) -> Routes {
         .get("/task-runs/{id}", fetch)
         .get("/task-runs/{id}/events", events)
         .get("/task-runs/{id}/events/stream", stream)
+        .post("/task-runs/{id}/llm-calls", llm_call)
         .post("/task-runs/{id}/tool-calls", tool_call)
         .post("/task-runs/{id}/tool-calls/{call}/approve", approve)
         .post("/task-runs/{id}/tool-calls/{call}/deny", deny)
@@ -119,12 +120,85 @@ async fn with_state(response: Response, run: &TaskRun, call: Option<ToolCallId>)
     let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
     if let Some(r) = &run.0 {
         value["state"] = r.state.as_str().into();
+        value["spentUsd"] = r.spent.as_f64().into();
         if let Some(c) = call.and_then(|c| r.call(c)) {
             value["callId"] = c.id.to_string().into();
             value["callState"] = c.status.as_str().into();
         }
     }
     (parts, Json(value)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LlmCallBody {
+    provider: String,
+    model: String,
+    input_tokens: i64,
+    output_tokens: i64,
+    #[serde(default)]
+    cached_input_tokens: i64,
+    #[serde(default)]
+    reasoning_tokens: i64,
+    #[serde(default)]
+    latency_ms: i64,
+    #[serde(default)]
+    finish_reason: String,
+}
+
+/// Record an LLM step → `{…, state, costUsd}`: priced now with the price in force (`costUsd`
+/// null when no price of the model is known).
+async fn llm_call(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(b): Body<LlmCallBody>,
+) -> Result<Response, ApiError> {
+    use mc_domain::task::pricing::{parse_name, Tokens};
+    let id = run_id(&id)?;
+    let mut f = Fields::default();
+    let provider = f.take(parse_name(&b.provider, "provider"));
+    let model = f.take(parse_name(&b.model, "model").and_then(|m| {
+        if m == mc_domain::task::pricing::ANY_MODEL {
+            Err(mc_domain::FieldError::new("model", "must name a model"))
+        } else {
+            Ok(m)
+        }
+    }));
+    let tokens = f.take_all(Tokens::parse(
+        b.input_tokens,
+        b.output_tokens,
+        b.cached_input_tokens,
+        b.reasoning_tokens,
+    ));
+    let latency = f.take(
+        u64::try_from(b.latency_ms)
+            .map_err(|_| mc_domain::FieldError::new("latencyMs", "must not be negative")),
+    );
+    let (provider, model, tokens, latency) =
+        f.finish(|| Some((provider?, model?, tokens?, latency?)))?;
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let (done, cost) = state
+        .tasks
+        .record_llm_call(&ctx, id, provider, model, tokens, latency, b.finish_reason)
+        .await?;
+    let response = with_state(
+        respond::command(StatusCode::CREATED, id, &done, None),
+        &done.state,
+        None,
+    )
+    .await;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    value["costUsd"] = cost.map(|c| c.as_f64()).into();
+    Ok((parts, Json(value)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -103,6 +103,7 @@ pub const HTTP: &[HttpRule] = &[
     r("GET", "/api/v1/task-runs/{id}", Needs(Viewer)),
     r("GET", "/api/v1/task-runs/{id}/events", Needs(Viewer)),
     r("GET", "/api/v1/task-runs/{id}/events/stream", Needs(Viewer)),
+    r("POST", "/api/v1/task-runs/{id}/llm-calls", Needs(Operator)),
     r("POST", "/api/v1/task-runs/{id}/tool-calls", Needs(Operator)),
     r(
         "POST",
@@ -124,6 +125,9 @@ pub const HTTP: &[HttpRule] = &[
     r("POST", "/api/v1/task-runs/{id}/complete", Needs(Operator)),
     r("POST", "/api/v1/task-runs/{id}/fail", Needs(Operator)),
     r("POST", "/api/v1/task-runs/{id}/cancel", Needs(Operator)),
+    r("GET", "/api/v1/pricing", Needs(Viewer)),
+    r("POST", "/api/v1/pricing", Needs(Admin)),
+    r("GET", "/api/v1/usage/tokens", Needs(Viewer)),
     r("GET", "/api/v1/ws", Needs(Viewer)),
     r("GET", "/api/v1/stream", Needs(Viewer)),
 ];

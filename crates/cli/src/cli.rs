@@ -62,6 +62,9 @@ enum Command {
     /// Backups of the event log: create, list, verify, restore.
     #[command(subcommand)]
     Backup(crate::backup::BackupCommand),
+    /// The provider price table LLM steps are priced with.
+    #[command(subcommand)]
+    Pricing(crate::pricing::PricingCommand),
     /// Print the permission table (the least role of every route and NATS command) as
     /// Markdown; docs/permissions.md is this output.
     Permissions,
@@ -228,6 +231,7 @@ pub fn main() -> ExitCode {
             Command::Tokens(command) => crate::tokens::run(command).await,
             Command::Events(command) => crate::events::run(command).await,
             Command::Backup(command) => crate::backup::run(command).await,
+            Command::Pricing(command) => crate::pricing::run(command).await,
             Command::Permissions => {
                 print!("{}", mc_auth::table::markdown());
                 Ok(())

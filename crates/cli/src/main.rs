@@ -9,6 +9,7 @@ mod drill;
 mod events;
 mod fanout;
 mod nats;
+mod pricing;
 mod progress;
 mod telemetry;
 mod tokens;

@@ -11,6 +11,7 @@
 //! that fails it.
 
 mod schema;
+pub mod seed;
 mod service;
 
 pub use schema::{check_schema, validate_arguments, MAX_ERRORS};

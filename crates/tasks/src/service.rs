@@ -4,8 +4,9 @@
 use crate::schema::{check_schema, validate_arguments};
 use mc_commands::{CommandContext, CommandError, Executed, Handler};
 use mc_domain::ids::{AgentId, TaskId, TaskRunId, ToolCallId};
-use mc_domain::task::run::{RunCommand, RunSpec, TaskRun};
-use mc_domain::task::{Task, TaskCommand, TaskDef, Tool, ToolCommand, ToolDef, ToolName};
+use mc_domain::task::pricing::{PriceList, Rates, SetPrice, Tokens, ANY_MODEL};
+use mc_domain::task::run::{LlmCall, RunCommand, RunSpec, TaskRun};
+use mc_domain::task::{Task, TaskCommand, TaskDef, Tool, ToolCommand, ToolDef, ToolName, Usd};
 use mc_domain::{Check, DomainError, FieldError};
 
 #[derive(Clone)]
@@ -120,6 +121,94 @@ impl TaskService {
             risk: def.risk,
         };
         self.run(ctx, run, Check::Any, command).await
+    }
+
+    /// Set or correct a price (see `PriceList`).
+    pub async fn set_price(
+        &self,
+        ctx: &CommandContext,
+        price: SetPrice,
+    ) -> Result<Executed<PriceList>, CommandError> {
+        let id = PriceList::id(&price.provider, &price.model).to_string();
+        self.handler
+            .execute::<PriceList>(ctx, &id, Check::Any, &price)
+            .await
+    }
+
+    /// Write the seed price table ([`crate::seed::PRICES`]); a seed price already there is left
+    /// alone, one replaced by a different price at the same start too (never overwritten).
+    /// Returns (written, already there or kept).
+    pub async fn seed_prices(&self, actor: &str) -> Result<(usize, usize), CommandError> {
+        let (mut written, mut kept) = (0, 0);
+        for &(provider, model, input, output, cached, reasoning) in crate::seed::PRICES {
+            let rates = Rates::parse(input, output, Some(cached), Some(reasoning))
+                .map_err(DomainError::Validation)?;
+            let price = SetPrice {
+                provider: provider.into(),
+                model: model.into(),
+                from_ms: crate::seed::SEED_FROM_MS,
+                rates,
+                correction: false,
+            };
+            let ctx = CommandContext::new(actor, None);
+            match self.set_price(&ctx, price).await {
+                Ok(done) if done.position.is_some() => written += 1,
+                Ok(_) | Err(CommandError::Domain(DomainError::Validation(_))) => kept += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((written, kept))
+    }
+
+    /// The price of `provider`/`model` in force at `at_ms` (the model's own, else the
+    /// provider's `*` price): its start and rates.
+    async fn price_at(
+        &self,
+        provider: &str,
+        model: &str,
+        at_ms: i64,
+    ) -> Result<Option<(i64, Rates)>, CommandError> {
+        for m in [model, ANY_MODEL] {
+            let id = PriceList::id(provider, m).to_string();
+            let (list, _) = self.handler.load::<PriceList>(&id, true).await?;
+            if let Some(e) = list.state().at(at_ms) {
+                return Ok(Some((e.from_ms, e.rates)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Record an LLM step of a run, priced now with the price in force.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_llm_call(
+        &self,
+        ctx: &CommandContext,
+        run: TaskRunId,
+        provider: String,
+        model: String,
+        tokens: Tokens,
+        latency_ms: u64,
+        finish_reason: String,
+    ) -> Result<(Executed<TaskRun>, Option<Usd>), CommandError> {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let price = self.price_at(&provider, &model, at_ms).await?;
+        let call = LlmCall {
+            provider,
+            model,
+            tokens,
+            latency_ms,
+            finish_reason,
+            at_ms,
+            cost: price.map(|(_, rates)| tokens.cost(&rates)),
+            price_from_ms: price.map(|(from, _)| from),
+        };
+        let cost = call.cost;
+        let done = self
+            .run(ctx, run, Check::Any, RunCommand::RecordLlmCall(call))
+            .await?;
+        Ok((done, cost))
     }
 
     /// Whether run `id` exists in the log (read models may not have it yet).

@@ -11,6 +11,7 @@ use crate::error::{DomainError, FieldError};
 use crate::values::{check_text, Text};
 use std::fmt;
 
+pub mod pricing;
 pub mod run;
 #[cfg(test)]
 mod tests;

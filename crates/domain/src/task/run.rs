@@ -7,6 +7,7 @@
 //! run is `awaiting_approval` and goes no further: only an approval, a denial (which fails the
 //! run), a failure, a cancellation or a log line are accepted.
 
+use super::pricing::Tokens;
 use super::{Risk, SafeMutate, ToolName, Usd};
 use crate::aggregate::Aggregate;
 use crate::error::{DomainError, FieldError};
@@ -153,6 +154,22 @@ pub struct Artifact {
     pub sha256: String,
 }
 
+/// One LLM request/response of a run, as its runner reported it, priced when recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmCall {
+    pub provider: String,
+    pub model: String,
+    pub tokens: Tokens,
+    pub latency_ms: u64,
+    pub finish_reason: String,
+    /// When it was recorded (epoch milliseconds): the time it is priced at.
+    pub at_ms: i64,
+    /// At the price in force at `at_ms`; `None`: no price of this model was known.
+    pub cost: Option<Usd>,
+    /// When that price took effect.
+    pub price_from_ms: Option<i64>,
+}
+
 /// What the run was created with, copied from its task so that later changes to the task do
 /// not change a run under way.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +186,8 @@ pub struct Run {
     pub spec: RunSpec,
     pub state: RunState,
     pub calls: Vec<ToolCall>,
+    /// What its LLM steps cost so far (priced ones).
+    pub spent: Usd,
 }
 
 impl Run {
@@ -210,6 +229,7 @@ pub enum RunCommand {
         message: String,
     },
     AddArtifact(Artifact),
+    RecordLlmCall(LlmCall),
     Complete {
         output: String,
     },
@@ -252,6 +272,7 @@ pub enum RunEvent {
         message: String,
     },
     ArtifactAdded(Artifact),
+    LlmCalled(LlmCall),
     Succeeded {
         output: String,
     },
@@ -277,6 +298,7 @@ impl RunCommand {
             Self::RecordResult { .. } => "result",
             Self::Log { .. } => "log",
             Self::AddArtifact(_) => "artifact",
+            Self::RecordLlmCall(_) => "llm-call",
             Self::Complete { .. } => "complete",
             Self::Fail { .. } => "fail",
             Self::Cancel { .. } => "cancel",
@@ -298,6 +320,18 @@ fn check(command: &RunCommand) -> Result<(), DomainError> {
         } => check_text(error, "error", OUTPUT_MAX),
         RunCommand::Log { message, .. } => check_text(message, "message", LOG_MAX),
         RunCommand::Complete { output } => check_text(output, "output", OUTPUT_MAX),
+        RunCommand::RecordLlmCall(c) => {
+            if c.latency_ms > super::pricing::LATENCY_MAX_MS {
+                Err(FieldError::new(
+                    "latencyMs",
+                    "must be at most 86400000 (a day)",
+                ))
+            } else if c.finish_reason.chars().any(char::is_control) {
+                Err(FieldError::new("finishReason", "must be a single line"))
+            } else {
+                check_text(&c.finish_reason, "finishReason", 64)
+            }
+        }
         RunCommand::AddArtifact(a) => {
             let mut errors = Vec::new();
             for (field, value, max) in [
@@ -372,6 +406,7 @@ impl Aggregate for TaskRun {
                 | RunCommand::RecordResult { .. }
                 | RunCommand::Log { .. }
                 | RunCommand::AddArtifact(_)
+                | RunCommand::RecordLlmCall(_)
                 | RunCommand::Complete { .. }
         );
         if step && run.state == RunState::Queued {
@@ -472,6 +507,12 @@ impl Aggregate for TaskRun {
                 }
                 events.push(RunEvent::ArtifactAdded(a.clone()));
             }
+            RunCommand::RecordLlmCall(c) => {
+                if waiting {
+                    return Err(refused(run, command));
+                }
+                events.push(RunEvent::LlmCalled(c.clone()));
+            }
             RunCommand::Complete { output } => {
                 if waiting {
                     return Err(refused(run, command));
@@ -497,6 +538,7 @@ impl Aggregate for TaskRun {
                     spec: spec.clone(),
                     state: RunState::Queued,
                     calls: Vec::new(),
+                    spent: Usd::default(),
                 })),
                 _ => Self(None),
             };
@@ -509,6 +551,10 @@ impl Aggregate for TaskRun {
         match event {
             RunEvent::Created(_) | RunEvent::Logged { .. } | RunEvent::ArtifactAdded(_) => {}
             RunEvent::Started => run.state = RunState::Running,
+            RunEvent::LlmCalled(c) => {
+                let cost = c.cost.map_or(0, Usd::nanos);
+                run.spent = Usd::from_nanos(run.spent.nanos().saturating_add(cost));
+            }
             RunEvent::ToolCallRequested {
                 call, tool, risk, ..
             } => {

@@ -105,6 +105,16 @@ fn commands() -> Vec<RunCommand> {
             content_type: "application/pdf".into(),
             sha256: "ab".repeat(32),
         }),
+        RunCommand::RecordLlmCall(LlmCall {
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            tokens: super::pricing::Tokens::parse(10, 5, 0, 0).unwrap(),
+            latency_ms: 900,
+            finish_reason: "stop".into(),
+            at_ms: 1,
+            cost: Some(Usd::from_nanos(75)),
+            price_from_ms: Some(0),
+        }),
         RunCommand::Complete {
             output: "done".into(),
         },

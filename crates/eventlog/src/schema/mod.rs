@@ -9,6 +9,7 @@ mod alarm;
 mod backup;
 mod comment;
 mod mission;
+mod pricing;
 mod spacecraft;
 mod task;
 mod token;
@@ -72,6 +73,7 @@ impl Registry<'static> {
             token::VERSIONS,
             backup::VERSIONS,
             task::VERSIONS,
+            pricing::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -82,6 +84,7 @@ impl Registry<'static> {
             token::UPCASTERS,
             backup::UPCASTERS,
             task::UPCASTERS,
+            pricing::UPCASTERS,
         ],
     };
 }

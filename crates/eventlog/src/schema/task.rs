@@ -2,7 +2,8 @@
 
 use super::{payload, to_value, EventSchema, SchemaError};
 use mc_domain::ids::{AgentId, TaskId, ToolCallId};
-use mc_domain::task::run::{Artifact, LogLevel, RunEvent, RunSpec};
+use mc_domain::task::pricing::Tokens;
+use mc_domain::task::run::{Artifact, LlmCall, LogLevel, RunEvent, RunSpec};
 use mc_domain::task::{Risk, SafeMutate, TaskDef, TaskEvent, ToolDef, ToolEvent, ToolName, Usd};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,6 +19,7 @@ pub const CALL_DENIED: &str = "task_run.tool_call_denied";
 pub const CALL_FINISHED: &str = "task_run.tool_call_finished";
 pub const LOGGED: &str = "task_run.logged";
 pub const ARTIFACT_ADDED: &str = "task_run.artifact_added";
+pub const LLM_CALLED: &str = "task_run.llm_called";
 pub const SUCCEEDED: &str = "task_run.succeeded";
 pub const FAILED: &str = "task_run.failed";
 pub const CANCELLED: &str = "task_run.cancelled";
@@ -33,6 +35,7 @@ pub(super) const VERSIONS: &[(&str, u32)] = &[
     (CALL_FINISHED, 1),
     (LOGGED, 1),
     (ARTIFACT_ADDED, 1),
+    (LLM_CALLED, 1),
     (SUCCEEDED, 1),
     (FAILED, 1),
     (CANCELLED, 1),
@@ -196,6 +199,22 @@ struct ArtifactV1 {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LlmCalledV1 {
+    provider: String,
+    model: String,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_input_tokens: u64,
+    reasoning_tokens: u64,
+    latency_ms: u64,
+    finish_reason: String,
+    at_ms: i64,
+    cost_nanos: Option<u64>,
+    price_effective_from_ms: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct SucceededV1 {
     output: String,
 }
@@ -273,6 +292,23 @@ impl EventSchema for RunEvent {
                     uri: a.uri.clone(),
                     content_type: a.content_type.clone(),
                     sha256: a.sha256.clone(),
+                }),
+            ),
+            Self::LlmCalled(c) => (
+                LLM_CALLED,
+                1,
+                to_value(&LlmCalledV1 {
+                    provider: c.provider.clone(),
+                    model: c.model.clone(),
+                    input_tokens: c.tokens.input,
+                    output_tokens: c.tokens.output,
+                    cached_input_tokens: c.tokens.cached_input,
+                    reasoning_tokens: c.tokens.reasoning,
+                    latency_ms: c.latency_ms,
+                    finish_reason: c.finish_reason.clone(),
+                    at_ms: c.at_ms,
+                    cost_nanos: c.cost.map(Usd::nanos),
+                    price_effective_from_ms: c.price_from_ms,
                 }),
             ),
             Self::Succeeded { output } => (
@@ -365,6 +401,24 @@ impl EventSchema for RunEvent {
                     uri: p.uri,
                     content_type: p.content_type,
                     sha256: p.sha256,
+                })
+            }
+            LLM_CALLED => {
+                let p: LlmCalledV1 = payload(event_type, value)?;
+                Self::LlmCalled(LlmCall {
+                    provider: p.provider,
+                    model: p.model,
+                    tokens: Tokens {
+                        input: p.input_tokens,
+                        output: p.output_tokens,
+                        cached_input: p.cached_input_tokens,
+                        reasoning: p.reasoning_tokens,
+                    },
+                    latency_ms: p.latency_ms,
+                    finish_reason: p.finish_reason,
+                    at_ms: p.at_ms,
+                    cost: p.cost_nanos.map(Usd::from_nanos),
+                    price_from_ms: p.price_effective_from_ms,
                 })
             }
             SUCCEEDED => {
@@ -503,6 +557,27 @@ mod tests {
                 }),
                 json!({"type": "task_run.artifact_added", "v": 1, "payload": {"name": "n", "uri": "u",
                     "contentType": "text/plain", "sha256": "ab".repeat(32)}}),
+            ),
+            (
+                RunEvent::LlmCalled(LlmCall {
+                    provider: "anthropic".into(),
+                    model: "claude-sonnet-4".into(),
+                    tokens: Tokens {
+                        input: 10,
+                        output: 5,
+                        cached_input: 4,
+                        reasoning: 2,
+                    },
+                    latency_ms: 800,
+                    finish_reason: "end_turn".into(),
+                    at_ms: 6,
+                    cost: Some(Usd::from_nanos(99)),
+                    price_from_ms: Some(7),
+                }),
+                json!({"type": "task_run.llm_called", "v": 1, "payload": {"provider": "anthropic",
+                    "model": "claude-sonnet-4", "inputTokens": 10, "outputTokens": 5,
+                    "cachedInputTokens": 4, "reasoningTokens": 2, "latencyMs": 800,
+                    "finishReason": "end_turn", "atMs": 6, "costNanos": 99, "priceEffectiveFromMs": 7}}),
             ),
             (
                 RunEvent::Succeeded { output: "o".into() },
