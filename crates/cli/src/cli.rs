@@ -202,7 +202,10 @@ struct ServeArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Telemetry { .. } | Command::Events(_) | Command::Backup(_) => "warn",
+        Command::Telemetry { .. }
+        | Command::Events(_)
+        | Command::Backup(_)
+        | Command::Pricing(_) => "warn",
         _ => "info",
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log), &cli.log_format);
