@@ -448,3 +448,96 @@ async fn a_runs_events_stream_over_sse_and_resume_from_last_event_id() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// A runner that speaks NATS: the same steps, policy and answers as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_reports_its_steps_over_nats() {
+    let app = TestApp::spawn().await;
+    register_tools(&app).await;
+    let task = app
+        .create(
+            "/tasks",
+            json!({"title": "over nats", "allowedTools": ["read_file", "wipe_disk"]}),
+        )
+        .await;
+    let client = app.nats.client().await;
+    let headers = app.nats_headers();
+    let request = |action: &str, body: Value| {
+        let (client, headers) = (client.clone(), headers.clone());
+        let subject = format!("mc.cmd.task-run.{action}");
+        async move {
+            let reply = client
+                .request_with_headers(subject, headers, serde_json::to_vec(&body).unwrap().into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&reply.payload).unwrap()
+        }
+    };
+    let created = request("create", json!({"taskId": task})).await;
+    assert_eq!(created["ok"], true, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let read = request(
+        "tool-call",
+        json!({"id": id, "tool": "read_file", "arguments": {"path": "/etc"}}),
+    )
+    .await;
+    assert_eq!(
+        (read["ok"].as_bool(), read["callState"].as_str()),
+        (Some(true), Some("approved")),
+        "{read}"
+    );
+    let bad = request(
+        "tool-call",
+        json!({"id": id, "tool": "read_file", "arguments": {"path": 3}}),
+    )
+    .await;
+    assert_eq!(bad["ok"], false);
+    assert_eq!(
+        bad["error"]["errors"][0]["field"], "arguments/path",
+        "{bad}"
+    );
+    let wipe = request(
+        "tool-call",
+        json!({"id": id, "tool": "wipe_disk", "arguments": {"path": "/tmp"}}),
+    )
+    .await;
+    assert_eq!(wipe["state"], "awaiting_approval", "{wipe}");
+    let missing = request("approve", json!({"id": id, "reason": "ok"})).await;
+    assert_eq!(
+        missing["error"]["errors"][0]["field"], "callId",
+        "{missing}"
+    );
+    let approved = request(
+        "approve",
+        json!({"id": id, "callId": wipe["callId"], "reason": "scratch"}),
+    )
+    .await;
+    assert_eq!(approved["state"], "running", "{approved}");
+    let llm = request(
+        "llm-call",
+        json!({"id": id, "provider": "acme", "model": "m1", "inputTokens": 5, "outputTokens": 2}),
+    )
+    .await;
+    assert_eq!(
+        (llm["ok"].as_bool(), &llm["costUsd"]),
+        (Some(true), &Value::Null),
+        "{llm}"
+    );
+    let done = request("complete", json!({"id": id, "output": "ok"})).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let late = request("log", json!({"id": id, "message": "late"})).await;
+    assert_eq!(
+        (late["ok"].as_bool(), late["error"]["status"].as_u64()),
+        (Some(false), Some(409)),
+        "{late}"
+    );
+    // The approver is the token's principal, as over HTTP.
+    let r = run(&app, &id, done["position"].as_u64().unwrap()).await;
+    assert!(
+        r["toolCalls"][1]["decidedBy"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:"),
+        "{r}"
+    );
+}

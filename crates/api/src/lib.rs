@@ -25,6 +25,7 @@ mod rebuilds;
 mod respond;
 pub mod spacecraft;
 mod state;
+mod task_run_steps;
 mod task_runs;
 mod tasks;
 mod telemetry;

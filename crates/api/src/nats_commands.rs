@@ -49,6 +49,17 @@ const ACTIONS: &[&str] = &[
     "comment.post",
     "comment.edit",
     "comment.delete",
+    "task-run.create",
+    "task-run.llm-call",
+    "task-run.tool-call",
+    "task-run.approve",
+    "task-run.deny",
+    "task-run.result",
+    "task-run.log",
+    "task-run.artifact",
+    "task-run.complete",
+    "task-run.fail",
+    "task-run.cancel",
 ];
 
 /// Subscribe to the command subjects (before `serve` reports ready, so no request meets
@@ -182,6 +193,7 @@ pub fn parse(action: &str, payload: &[u8]) -> Result<(), ApiError> {
     }
     let Envelope { rest, .. } = envelope(payload, String::new())?;
     match action {
+        a if a.starts_with("task-run.") => crate::task_run_steps::parse_nats(a, rest)?,
         "alarm.shelve" => drop(alarms::shelve_command(parse_value(rest)?, 0)?),
         "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" => {
             let action = action.strip_prefix("alarm.").unwrap_or_default();
@@ -315,6 +327,10 @@ async fn dispatch(
         }
     }
     match action {
+        a if a.starts_with("task-run.") => {
+            let by = caller.actor();
+            crate::task_run_steps::nats(state, action, id, check, &ctx, by, rest).await
+        }
         "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" | "alarm.shelve" => {
             let id = alarms::parse_id(&need_id(id)?)?;
             let now_ms = chrono::Utc::now().timestamp_millis();

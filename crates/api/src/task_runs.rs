@@ -4,22 +4,21 @@
 //! archive (`GET /task-runs/{id}/events`, the audit query of that aggregate).
 
 use crate::auth::{Caller, Routes};
-use crate::extract::{if_match, Body, Fields, QueryParams};
+use crate::extract::{etag, if_match, Body, QueryParams};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
 use crate::state::AppState;
+use crate::task_run_steps::{parse_create, parse_step, run_id, run_step};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mc_domain::ids::{AgentId, TaskId, TaskRunId, ToolCallId};
-use mc_domain::task::run::{Artifact, LogLevel, RunCommand, RunState, TaskRun};
-use mc_domain::task::ToolName;
+use mc_domain::ids::TaskRunId;
+use mc_domain::task::run::RunState;
 use mc_projections::tasks as model;
-use mc_tasks::NewRun;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 pub fn routes(r: Routes) -> Routes {
@@ -40,40 +39,87 @@ pub fn routes(r: Routes) -> Routes {
         .post("/task-runs/{id}/cancel", cancel)
 }
 
-fn run_id(raw: &str) -> Result<TaskRunId, ApiError> {
-    TaskRunId::parse(raw, "id").map_err(|e| ApiError::Validation(vec![e]))
+#[allow(clippy::too_many_arguments)]
+async fn step_route(
+    state: AppState,
+    caller: mc_auth::Principal,
+    id: String,
+    call: Option<String>,
+    headers: HeaderMap,
+    body: Value,
+    step: &str,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let id = run_id(&id)?;
+    let parsed = parse_step(step, call.as_deref(), caller.actor(), body)?;
+    let check = if_match(&headers)?;
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let (body, version) = run_step(&state, &ctx, id, check, parsed).await?;
+    Ok((status, [(header::ETAG, etag(version))], Json(body)).into_response())
 }
 
-fn call_id(raw: &str) -> Result<ToolCallId, ApiError> {
-    ToolCallId::parse(raw, "callId").map_err(|e| ApiError::Validation(vec![e]))
+/// `POST /task-runs/{id}/<step>` for the steps without a call id.
+macro_rules! run_route {
+    ($name:ident, $step:literal, $status:expr) => {
+        async fn $name(
+            State(state): State<AppState>,
+            Caller(caller): Caller,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+            Body(body): Body<Value>,
+        ) -> Result<Response, ApiError> {
+            step_route(state, caller, id, None, headers, body, $step, $status).await
+        }
+    };
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateBody {
-    task_id: String,
-    agent_id: Option<String>,
+/// `POST /task-runs/{id}/tool-calls/{call}/<step>`.
+macro_rules! call_route {
+    ($name:ident, $step:literal) => {
+        async fn $name(
+            State(state): State<AppState>,
+            Caller(caller): Caller,
+            Path((id, call)): Path<(String, String)>,
+            headers: HeaderMap,
+            Body(body): Body<Value>,
+        ) -> Result<Response, ApiError> {
+            step_route(
+                state,
+                caller,
+                id,
+                Some(call),
+                headers,
+                body,
+                $step,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
 }
 
-/// Queue a run of a task → 201 `{id, version, position}`.
+run_route!(llm_call, "llm-call", StatusCode::CREATED);
+run_route!(tool_call, "tool-call", StatusCode::CREATED);
+run_route!(log, "log", StatusCode::OK);
+run_route!(artifact, "artifact", StatusCode::OK);
+run_route!(complete, "complete", StatusCode::OK);
+run_route!(fail, "fail", StatusCode::OK);
+run_route!(cancel, "cancel", StatusCode::OK);
+call_route!(approve, "approve");
+call_route!(deny, "deny");
+call_route!(result, "result");
+
+/// Queue a run of a task `{taskId, agentId?}` → 201 `{id, version, position}`.
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    Body(body): Body<CreateBody>,
+    Body(body): Body<Value>,
 ) -> Result<Response, ApiError> {
-    let mut f = Fields::default();
-    let task = f.take(TaskId::parse(&body.task_id, "taskId"));
-    let agent = match &body.agent_id {
-        Some(a) => f.take(AgentId::parse(a, "agentId")).map(Some),
-        None => Some(None),
-    };
-    let new = f.finish(|| {
-        Some(NewRun {
-            task: task?,
-            agent: agent?,
-        })
-    })?;
+    let new = parse_create(body)?;
     let id = TaskRunId::from_uuid(uuid::Uuid::now_v7());
     let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
@@ -86,344 +132,6 @@ async fn create(
         &done,
         Some("task-runs"),
     ))
-}
-
-/// Run a run command with the caller's idempotency key and `If-Match`; `{id, version,
-/// position, state}`.
-async fn step(
-    state: &AppState,
-    caller: &mc_auth::Principal,
-    headers: &HeaderMap,
-    id: TaskRunId,
-    command: RunCommand,
-) -> Result<Response, ApiError> {
-    let check = if_match(headers)?;
-    let ctx = match crate::idempotency::begin(state, headers, caller).await? {
-        Ok(ctx) => ctx,
-        Err(replayed) => return Ok(replayed),
-    };
-    let done = state.tasks.run(&ctx, id, check, command).await?;
-    Ok(with_state(
-        respond::command(StatusCode::OK, id, &done, None),
-        &done.state,
-        None,
-    )
-    .await)
-}
-
-/// Add the run's state (and a call's status) to a command's answer.
-async fn with_state(response: Response, run: &TaskRun, call: Option<ToolCallId>) -> Response {
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
-    if let Some(r) = &run.0 {
-        value["state"] = r.state.as_str().into();
-        value["spentUsd"] = r.spent.as_f64().into();
-        if let Some(c) = call.and_then(|c| r.call(c)) {
-            value["callId"] = c.id.to_string().into();
-            value["callState"] = c.status.as_str().into();
-        }
-    }
-    (parts, Json(value)).into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LlmCallBody {
-    provider: String,
-    model: String,
-    input_tokens: i64,
-    output_tokens: i64,
-    #[serde(default)]
-    cached_input_tokens: i64,
-    #[serde(default)]
-    reasoning_tokens: i64,
-    #[serde(default)]
-    latency_ms: i64,
-    #[serde(default)]
-    finish_reason: String,
-}
-
-/// Record an LLM step → `{…, state, costUsd}`: priced now with the price in force (`costUsd`
-/// null when no price of the model is known).
-async fn llm_call(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(b): Body<LlmCallBody>,
-) -> Result<Response, ApiError> {
-    use mc_domain::task::pricing::{parse_name, Tokens};
-    let id = run_id(&id)?;
-    let mut f = Fields::default();
-    let provider = f.take(parse_name(&b.provider, "provider"));
-    let model = f.take(parse_name(&b.model, "model").and_then(|m| {
-        if m == mc_domain::task::pricing::ANY_MODEL {
-            Err(mc_domain::FieldError::new("model", "must name a model"))
-        } else {
-            Ok(m)
-        }
-    }));
-    let tokens = f.take_all(Tokens::parse(
-        b.input_tokens,
-        b.output_tokens,
-        b.cached_input_tokens,
-        b.reasoning_tokens,
-    ));
-    let latency = f.take(
-        u64::try_from(b.latency_ms)
-            .map_err(|_| mc_domain::FieldError::new("latencyMs", "must not be negative")),
-    );
-    let (provider, model, tokens, latency) =
-        f.finish(|| Some((provider?, model?, tokens?, latency?)))?;
-    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
-        Ok(ctx) => ctx,
-        Err(replayed) => return Ok(replayed),
-    };
-    let (done, cost) = state
-        .tasks
-        .record_llm_call(&ctx, id, provider, model, tokens, latency, b.finish_reason)
-        .await?;
-    let response = with_state(
-        respond::command(StatusCode::CREATED, id, &done, None),
-        &done.state,
-        None,
-    )
-    .await;
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
-    value["costUsd"] = cost.map(|c| c.as_f64()).into();
-    Ok((parts, Json(value)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ToolCallBody {
-    tool: String,
-    #[serde(default)]
-    arguments: Value,
-}
-
-/// Request a tool call → `{callId, callState: approved | pending-approval, state, …}`; the
-/// arguments are checked against the tool's schema first (422 naming each failing pointer).
-async fn tool_call(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ToolCallBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let tool = ToolName::parse(&body.tool, "tool").map_err(|e| ApiError::Validation(vec![e]))?;
-    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
-        Ok(ctx) => ctx,
-        Err(replayed) => return Ok(replayed),
-    };
-    // Derived from the command id: a retried request names the same call.
-    let call = ToolCallId::from_uuid(uuid::Uuid::new_v5(&ctx.command_id, b"tool-call"));
-    let done = state
-        .tasks
-        .request_tool_call(&ctx, id, call, tool, body.arguments)
-        .await?;
-    Ok(with_state(
-        respond::command(StatusCode::CREATED, id, &done, None),
-        &done.state,
-        Some(call),
-    )
-    .await)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DecisionBody {
-    #[serde(default)]
-    reason: String,
-}
-
-async fn decide(
-    state: AppState,
-    caller: mc_auth::Principal,
-    id: String,
-    call: String,
-    headers: HeaderMap,
-    body: DecisionBody,
-    approve: bool,
-) -> Result<Response, ApiError> {
-    let (id, call) = (run_id(&id)?, call_id(&call)?);
-    // The approver is the authenticated principal, never a name in the body.
-    let (by, reason) = (caller.actor(), body.reason);
-    let command = if approve {
-        RunCommand::Approve { call, by, reason }
-    } else {
-        RunCommand::Deny { call, by, reason }
-    };
-    step(&state, &caller, &headers, id, command).await
-}
-
-async fn approve(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path((id, call)): Path<(String, String)>,
-    headers: HeaderMap,
-    Body(body): Body<DecisionBody>,
-) -> Result<Response, ApiError> {
-    decide(state, caller, id, call, headers, body, true).await
-}
-
-async fn deny(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path((id, call)): Path<(String, String)>,
-    headers: HeaderMap,
-    Body(body): Body<DecisionBody>,
-) -> Result<Response, ApiError> {
-    decide(state, caller, id, call, headers, body, false).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResultBody {
-    result: Option<Value>,
-    error: Option<String>,
-}
-
-/// The outcome of an approved call: `{result}` or `{error}`.
-async fn result(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path((id, call)): Path<(String, String)>,
-    headers: HeaderMap,
-    Body(body): Body<ResultBody>,
-) -> Result<Response, ApiError> {
-    let (id, call) = (run_id(&id)?, call_id(&call)?);
-    let outcome = match (body.result, body.error) {
-        (result, None) => Ok(result.unwrap_or(Value::Null)),
-        (None, Some(error)) => Err(error),
-        (Some(_), Some(_)) => return Err(ApiError::field("error", "give either result or error")),
-    };
-    step(
-        &state,
-        &caller,
-        &headers,
-        id,
-        RunCommand::RecordResult { call, outcome },
-    )
-    .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogBody {
-    #[serde(default = "info")]
-    level: String,
-    message: String,
-}
-
-fn info() -> String {
-    "info".into()
-}
-
-async fn log(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<LogBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let level = LogLevel::parse(&body.level, "level").map_err(|e| ApiError::Validation(vec![e]))?;
-    let command = RunCommand::Log {
-        level,
-        message: body.message,
-    };
-    step(&state, &caller, &headers, id, command).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ArtifactBody {
-    name: String,
-    uri: String,
-    content_type: String,
-    sha256: String,
-}
-
-async fn artifact(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(b): Body<ArtifactBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let command = RunCommand::AddArtifact(Artifact {
-        name: b.name,
-        uri: b.uri,
-        content_type: b.content_type,
-        sha256: b.sha256,
-    });
-    step(&state, &caller, &headers, id, command).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CompleteBody {
-    #[serde(default)]
-    output: String,
-}
-
-async fn complete(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<CompleteBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let command = RunCommand::Complete {
-        output: body.output,
-    };
-    step(&state, &caller, &headers, id, command).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-}
-
-async fn fail(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ReasonBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let command = RunCommand::Fail {
-        reason: body.reason,
-    };
-    step(&state, &caller, &headers, id, command).await
-}
-
-async fn cancel(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Body(body): Body<ReasonBody>,
-) -> Result<Response, ApiError> {
-    let id = run_id(&id)?;
-    let command = RunCommand::Cancel {
-        reason: body.reason,
-    };
-    step(&state, &caller, &headers, id, command).await
 }
 
 /// A run with its tool calls in order (`toolCalls`).

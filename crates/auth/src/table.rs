@@ -156,6 +156,17 @@ pub const NATS: &[NatsRule] = &[
     n("alarm.clear", Operator),
     n("alarm.shelve", Operator),
     n("alarm.unshelve", Operator),
+    n("task-run.create", Operator),
+    n("task-run.llm-call", Operator),
+    n("task-run.tool-call", Operator),
+    n("task-run.approve", Operator),
+    n("task-run.deny", Operator),
+    n("task-run.result", Operator),
+    n("task-run.log", Operator),
+    n("task-run.artifact", Operator),
+    n("task-run.complete", Operator),
+    n("task-run.fail", Operator),
+    n("task-run.cancel", Operator),
 ];
 
 /// The rule of an HTTP route (`HEAD` follows `GET`); `None` for a route with no rule.
