@@ -63,6 +63,13 @@ async fn checksums(pool: &PgPool) -> Vec<(String, i64, String)> {
         "telemetry_latest",
         "telemetry_rollups",
         "telemetry_evaluator",
+        "tools",
+        "tasks",
+        "task_runs",
+        "task_run_calls",
+        "prices",
+        "usage_runs",
+        "llm_calls",
     ] {
         let (count, sum): (i64, Option<String>) = sqlx::query_as(&format!(
             "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
@@ -139,7 +146,50 @@ pub(crate) async fn history(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 201);
+    // A task run with a tool call approved by the policy and a priced LLM step.
+    let (s, _) = app
+        .post(
+            "/tools",
+            json!({"name": "probe", "risk": "READ_ONLY", "schema": {"type": "object"}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = app
+        .post(
+            "/pricing",
+            json!({"provider": "openai", "model": "gpt-4o", "effectiveFrom": "2026-01-01T00:00:00Z",
+                "inputPerMillion": 2.5, "outputPerMillion": 10}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let task = app
+        .create(
+            "/tasks",
+            json!({"title": "restore me too", "allowedTools": ["probe"]}),
+        )
+        .await;
+    let run = app
+        .create("/task-runs", json!({"taskId": task, "agentId": agent}))
+        .await;
+    let (s, _) = app
+        .post(
+            &format!("/task-runs/{run}/tool-calls"),
+            json!({"tool": "probe", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = app
+        .post(
+            &format!("/task-runs/{run}/llm-calls"),
+            json!({"provider": "openai", "model": "gpt-4o", "inputTokens": 100, "outputTokens": 10}),
+        )
+        .await;
+    assert_eq!(s, 201);
     settle(app).await;
+    let head = stream_head(&jetstream::new(app.nats.client().await), "MC_EVENTS").await;
+    for projection in ["tasks", "usage"] {
+        app.wait_projection(projection, head).await;
+    }
 }
 
 /// Wait until every consumer of `MC_EVENTS` (projections, process managers; `telemetry`

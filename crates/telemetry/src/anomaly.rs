@@ -31,17 +31,28 @@ pub struct AnomalySink {
     judge: Judge,
     /// The `spacecraft` projection's checkpoint when the limits were loaded.
     limits_seen: Option<i64>,
+    /// Where the limits must have caught up to before the first judgement: the event log's
+    /// head when this sink first ran (`None`: not checked yet).
+    limits_gate: Option<u64>,
+    js: async_nats::jetstream::Context,
     dirty: Vec<(String, String, ParamState)>,
     pending: Vec<Pending>,
 }
 
 impl AnomalySink {
-    pub fn new(pool: PgPool, alarms: AlarmService, max_future_ms: i64) -> Self {
+    pub fn new(
+        pool: PgPool,
+        js: async_nats::jetstream::Context,
+        alarms: AlarmService,
+        max_future_ms: i64,
+    ) -> Self {
         Self {
             pool,
             alarms,
             judge: Judge::new(max_future_ms),
             limits_seen: None,
+            limits_gate: None,
+            js,
             dirty: Vec::new(),
             pending: Vec::new(),
         }
@@ -72,6 +83,32 @@ impl AnomalySink {
                 .await
                 .map_err(|e| e.to_string())?;
         let seen = seen.map_or(0, |(p,)| p);
+        // Telemetry stored before its limits reached the read model (a restored deployment,
+        // a rebuilt `spacecraft` projection) would be judged without them: the first batch
+        // waits (retried as transient) until the limits have caught up with the log as it was
+        // when this sink started.
+        let gate = match self.limits_gate {
+            Some(gate) => gate,
+            None => {
+                let mut events = self
+                    .js
+                    .get_stream(mc_eventlog::streams::EVENTS)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let head = events
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .last_sequence;
+                *self.limits_gate.insert(head)
+            }
+        };
+        if (seen.max(0) as u64) < gate {
+            return Err(format!(
+                "limits not loaded yet: the spacecraft projection is at {seen} of {gate}"
+            ));
+        }
         if self.limits_seen == Some(seen) {
             return Ok(());
         }

@@ -87,7 +87,12 @@ pub fn consumers(
 ) -> Vec<TelemetryConsumer> {
     let registry = Registry::new(pool.clone(), spacecraft.clone(), config.unknown_spacecraft);
     let store = StoreSink::new(js.clone(), pool.clone(), registry, config.max_future_ms);
-    let anomaly = AnomalySink::new(pool.clone(), alarms.clone(), config.max_future_ms);
+    let anomaly = AnomalySink::new(
+        pool.clone(),
+        js.clone(),
+        alarms.clone(),
+        config.max_future_ms,
+    );
     vec![
         TelemetryConsumer::new(
             STORE,
