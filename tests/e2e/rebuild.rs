@@ -48,7 +48,7 @@ async fn from_scratch(app: &TestApp, head: u64) -> String {
     checksum(&db.pool).await
 }
 
-async fn wait_rebuild_done(app: &TestApp, name: &str) {
+pub(crate) async fn wait_rebuild_done(app: &TestApp, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, body) = app.get_json("/projections").await;

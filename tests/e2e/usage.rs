@@ -168,6 +168,36 @@ async fn steps_are_priced_at_their_own_time_and_corrections_reprice_history() {
     let (_, prices) = app.get_json(&format!("/pricing?minPosition={at}")).await;
     assert_eq!(prices["items"].as_array().unwrap().len(), 3, "{prices}");
     assert_eq!(prices["items"][1]["inputPerMillion"], 3.0, "{prices}");
+
+    // Replaying the whole log into a rebuilt usage read model gives the same costs.
+    let before = after_all(&app, at).await;
+    let (status, body) = app.post("/projections/usage/rebuild", json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    crate::rebuild::wait_rebuild_done(&app, "usage").await;
+    let (_, rebuilt) = app
+        .get_json(&format!(
+            "/usage/tokens?groupBy=provider,model&minPosition={at}"
+        ))
+        .await;
+    assert_eq!(rebuilt["items"], before, "{rebuilt}");
+    let gpt = rebuilt["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["model"] == "gpt-4o")
+        .unwrap()
+        .clone();
+    assert!(close(&gpt["costUsd"], 0.093), "{rebuilt}");
+}
+
+/// Usage by provider and model at `at`.
+async fn after_all(app: &TestApp, at: u64) -> Value {
+    let (_, v) = app
+        .get_json(&format!(
+            "/usage/tokens?groupBy=provider,model&minPosition={at}"
+        ))
+        .await;
+    v["items"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
