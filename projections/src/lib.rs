@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (15, "tasks", include_str!("../../migrations/0015_tasks.sql")),
     (16, "usage", include_str!("../../migrations/0016_usage.sql")),
+    (
+        17,
+        "budgets",
+        include_str!("../../migrations/0017_budgets.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

@@ -5,6 +5,7 @@
 use crate::support::{decode, Decoded};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use mc_domain::task::budget::AgentBudgetSet;
 use mc_domain::task::run::{CallStatus, RunEvent};
 use mc_domain::task::{TaskEvent, ToolEvent};
 use mc_eventlog::RecordedCommit;
@@ -29,11 +30,18 @@ impl Projection for Tasks {
             "mc.events.tool.>",
             "mc.events.task.>",
             "mc.events.task_run.>",
+            "mc.events.agent_budget.>",
         ]
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["tools", "tasks", "task_runs", "task_run_calls"]
+        &[
+            "tools",
+            "tasks",
+            "task_runs",
+            "task_run_calls",
+            "agent_budgets",
+        ]
     }
 
     fn apply<'a>(
@@ -47,6 +55,18 @@ impl Projection for Tasks {
                     apply_tool(tx, rc).await?;
                 } else if let Some(d) = decode::<TaskEvent>(rc, "task")? {
                     apply_task(tx, &d).await?;
+                } else if let Some(d) = decode::<AgentBudgetSet>(rc, "agent_budget")? {
+                    for (AgentBudgetSet(budget), _) in &d.events {
+                        sqlx::query(
+                            "INSERT INTO agent_budgets (agent_id, budget_nanos, position) VALUES ($1, $2, $3) \
+                             ON CONFLICT (agent_id) DO UPDATE SET budget_nanos = EXCLUDED.budget_nanos, position = EXCLUDED.position",
+                        )
+                        .bind(d.id)
+                        .bind(budget.map(|b| b.nanos() as i64))
+                        .bind(d.position)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 } else if let Some(d) = decode::<RunEvent>(rc, "task_run")? {
                     for (event, version) in &d.events {
                         apply_run(tx, &d, event, *version).await?;
@@ -87,7 +107,21 @@ async fn apply_tool(tx: &mut PgConnection, rc: &RecordedCommit) -> Result<(), Ap
 
 async fn apply_task(tx: &mut PgConnection, d: &Decoded<TaskEvent>) -> Result<(), sqlx::Error> {
     for (event, version) in &d.events {
-        let TaskEvent::Created(t) = event;
+        let t = match event {
+            TaskEvent::Created(t) => t,
+            TaskEvent::BudgetChanged(b) => {
+                sqlx::query(
+                    "UPDATE tasks SET budget_nanos = $2, version = $3, position = $4 WHERE id = $1",
+                )
+                .bind(d.id)
+                .bind(b.map(|b| b.nanos() as i64))
+                .bind(version)
+                .bind(d.position)
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+        };
         let tools: Vec<String> = t.allowed_tools.iter().map(|t| t.to_string()).collect();
         sqlx::query(
             "INSERT INTO tasks (id, title, prompt, allowed_tools, safe_mutate, budget_nanos, version, position, created_at) \
@@ -220,6 +254,15 @@ async fn apply_run(
             (None, "")
         }
         RunEvent::Logged { .. } => (None, ", logs = logs + 1"),
+        RunEvent::BudgetExceeded { reason } => {
+            sqlx::query("UPDATE task_runs SET blocked_reason = $2 WHERE id = $1")
+                .bind(d.id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            (Some("awaiting_approval"), "")
+        }
+        RunEvent::BudgetApproved { .. } => (Some("running"), ", blocked_reason = NULL"),
         RunEvent::LlmCalled(c) => {
             sqlx::query(
                 "UPDATE task_runs SET llm_calls = llm_calls + 1, cost_nanos = cost_nanos + $2 WHERE id = $1",
@@ -374,6 +417,8 @@ pub struct RunRow {
     pub logs: i64,
     pub artifacts: Json<Value>,
     pub llm_calls: i64,
+    /// Why it waits for an operator when a step crossed a budget.
+    pub blocked_reason: Option<String>,
     /// What its LLM steps cost when recorded, in nano-dollars (`costUsd` in dollars).
     #[serde(skip)]
     pub cost_nanos: i64,
@@ -386,7 +431,7 @@ pub struct RunRow {
 }
 
 const RUN_COLUMNS: &str = "id, task_id, agent_id, state, output, reason, logs, artifacts, \
-    llm_calls, cost_nanos, created_at, started_at, finished_at, version, position, updated_at";
+    llm_calls, blocked_reason, cost_nanos, created_at, started_at, finished_at, version, position, updated_at";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -463,4 +508,31 @@ pub async fn run_with_calls(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Erro
     value["costUsd"] = json!(cost);
     value["toolCalls"] = serde_json::to_value(calls(pool, id).await?).unwrap_or(Value::Null);
     Ok(value)
+}
+
+/// The budget of agent `id` in nano-dollars (`None`: none set).
+pub async fn agent_budget(pool: &PgPool, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT budget_nanos FROM agent_budgets WHERE agent_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(b,)| b))
+}
+
+/// Runs waiting because a step crossed a budget: of task `task` and/or agent `agent`.
+pub async fn budget_blocked_runs(
+    pool: &PgPool,
+    task: Option<Uuid>,
+    agent: Option<Uuid>,
+) -> Result<Vec<(Uuid, Uuid, Option<Uuid>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, task_id, agent_id FROM task_runs WHERE blocked_reason IS NOT NULL \
+         AND state = 'awaiting_approval' AND ($1::uuid IS NULL OR task_id = $1) \
+         AND ($2::uuid IS NULL OR agent_id = $2) ORDER BY id",
+    )
+    .bind(task)
+    .bind(agent)
+    .fetch_all(pool)
+    .await
 }

@@ -338,3 +338,21 @@ pub async fn usage(
     }
     Ok(out)
 }
+
+/// What the steps of task `task` and of agent `agent` cost so far (nano-dollars, at the
+/// current prices; unpriced steps count nothing).
+pub async fn spent(
+    pool: &PgPool,
+    task: Uuid,
+    agent: Option<Uuid>,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce(sum(cost_nanos) FILTER (WHERE task_id = $1), 0)::bigint, \
+                coalesce(sum(cost_nanos) FILTER (WHERE agent_id = $2), 0)::bigint \
+           FROM llm_calls WHERE task_id = $1 OR agent_id = $2",
+    )
+    .bind(task)
+    .bind(agent)
+    .fetch_one(pool)
+    .await
+}

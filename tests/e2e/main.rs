@@ -8,6 +8,7 @@ mod audit_queries;
 mod backup;
 mod backup_drill;
 mod backup_http;
+mod budgets;
 mod comments;
 mod concurrency;
 mod helpers;

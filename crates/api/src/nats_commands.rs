@@ -60,6 +60,7 @@ const ACTIONS: &[&str] = &[
     "task-run.complete",
     "task-run.fail",
     "task-run.cancel",
+    "task-run.budget-approve",
 ];
 
 /// Subscribe to the command subjects (before `serve` reports ready, so no request meets

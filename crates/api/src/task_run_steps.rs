@@ -7,10 +7,15 @@ use crate::extract::{parse_value, Fields};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use mc_commands::CommandContext;
+use mc_domain::alarm::{AlarmCommand, AlarmKey, AlarmKind};
+use mc_domain::ids::AlarmId;
 use mc_domain::ids::{AgentId, TaskId, TaskRunId, ToolCallId};
+use mc_domain::spacecraft::SpacecraftId;
+use mc_domain::task::budget::Scope;
 use mc_domain::task::pricing::{parse_name, Tokens, ANY_MODEL};
 use mc_domain::task::run::{Artifact, LogLevel, RunCommand, TaskRun};
-use mc_domain::task::ToolName;
+use mc_domain::task::{ToolName, Usd};
+use mc_domain::telemetry::Severity;
 use mc_domain::{Check, FieldError};
 use mc_tasks::NewRun;
 use serde::Deserialize;
@@ -224,6 +229,14 @@ pub(crate) fn parse_step(
             let b: CompleteBody = parse_value(body)?;
             Step::Command(RunCommand::Complete { output: b.output })
         }
+        "budget-approve" => {
+            let b: ReasonBody = parse_value(body)?;
+            Step::Command(RunCommand::ApproveBudget {
+                by,
+                reason: b.reason,
+                waive: true,
+            })
+        }
         "fail" | "cancel" => {
             let reason = parse_value::<ReasonBody>(body)?.reason;
             Step::Command(if step == "fail" {
@@ -257,10 +270,41 @@ pub(crate) async fn run_step(
             latency_ms,
             finish_reason,
         } => {
-            let (done, cost) = state
+            let spec = state
                 .tasks
-                .record_llm_call(ctx, id, provider, model, tokens, latency_ms, finish_reason)
+                .run_spec(id)
+                .await?
+                .ok_or(ApiError::NotFound { what: "task run" })?;
+            let agent = spec.agent.map(|a| a.as_uuid());
+            let (task_nanos, agent_nanos) =
+                mc_projections::usage::spent(&state.pool, spec.task.as_uuid(), agent).await?;
+            let spent = mc_tasks::Spent {
+                task: Usd::from_nanos(task_nanos.max(0) as u64),
+                agent: Usd::from_nanos(agent_nanos.max(0) as u64),
+            };
+            let (done, cost, crossed) = state
+                .tasks
+                .record_llm_call(
+                    ctx,
+                    id,
+                    provider,
+                    model,
+                    tokens,
+                    latency_ms,
+                    finish_reason,
+                    spent,
+                )
                 .await?;
+            if let (Some(c), Some(position)) = (crossed, done.position) {
+                let source = match c.scope {
+                    Scope::Task => format!("task-{}", spec.task),
+                    Scope::Agent => format!(
+                        "agent-{}",
+                        spec.agent.map(|a| a.to_string()).unwrap_or_default()
+                    ),
+                };
+                budget_alarm(state, &source, true, c.spent, position).await;
+            }
             (done, None, Some(cost.map(|c| c.as_f64())))
         }
         Step::ToolCall { tool, arguments } => {
@@ -283,11 +327,57 @@ pub(crate) async fn run_step(
     Ok((body, done.version))
 }
 
+/// Raise (`raise`) or return to normal the BUDGET alarm of `source` (`task-<id>` or
+/// `agent-<id>`), with the spend as its value and a log position as its ordinal. An alarm that
+/// cannot be written is logged; the step it follows stands.
+pub(crate) async fn budget_alarm(
+    state: &AppState,
+    source: &str,
+    raise: bool,
+    spent: Usd,
+    ordinal: u64,
+) {
+    let Ok(spacecraft) = SpacecraftId::parse(source, "source") else {
+        return;
+    };
+    let key = AlarmKey {
+        spacecraft,
+        parameter: "budgetUsd".into(),
+        kind: AlarmKind::Budget,
+    };
+    let id = AlarmId::for_key(&key);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let value = json!(spent.as_f64());
+    let command = if raise {
+        AlarmCommand::Raise {
+            key,
+            severity: Severity::Warning,
+            value,
+            sample_time_ms: now_ms,
+            ordinal,
+        }
+    } else {
+        AlarmCommand::ReturnToNormal {
+            value,
+            sample_time_ms: now_ms,
+            ordinal,
+        }
+    };
+    let command_id = uuid::Uuid::new_v5(&id.as_uuid(), format!("{raise}/{ordinal}").as_bytes());
+    let ctx = CommandContext::new("system:budgets", Some(command_id));
+    if let Err(e) = state.alarms.execute(&ctx, id, Check::Any, command).await {
+        tracing::warn!(source, error = %e, "budget alarm not written");
+    }
+}
+
 /// The run's state and spend (and a call's status) in an answer.
 fn describe(body: &mut Value, run: &TaskRun, call: Option<ToolCallId>) {
     if let Some(r) = &run.0 {
         body["state"] = r.state.as_str().into();
         body["spentUsd"] = r.spent.as_f64().into();
+        if r.budget_blocked {
+            body["budgetExceeded"] = true.into();
+        }
         if let Some(c) = call.and_then(|c| r.call(c)) {
             body["callId"] = c.id.to_string().into();
             body["callState"] = c.status.as_str().into();

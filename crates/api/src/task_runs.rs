@@ -37,6 +37,7 @@ pub fn routes(r: Routes) -> Routes {
         .post("/task-runs/{id}/complete", complete)
         .post("/task-runs/{id}/fail", fail)
         .post("/task-runs/{id}/cancel", cancel)
+        .post("/task-runs/{id}/budget/approve", budget_approve)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -108,6 +109,7 @@ run_route!(artifact, "artifact", StatusCode::OK);
 run_route!(complete, "complete", StatusCode::OK);
 run_route!(fail, "fail", StatusCode::OK);
 run_route!(cancel, "cancel", StatusCode::OK);
+run_route!(budget_approve, "budget-approve", StatusCode::OK);
 call_route!(approve, "approve");
 call_route!(deny, "deny");
 call_route!(result, "result");

@@ -11,8 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use mc_domain::ids::TaskId;
-use mc_domain::task::{TaskDef, ToolDef, ToolName};
+use mc_domain::ids::{AgentId, TaskId, TaskRunId};
+use mc_domain::task::run::RunCommand;
+use mc_domain::task::{TaskDef, ToolDef, ToolName, Usd};
+use mc_domain::Check;
 use mc_projections::tasks as model;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +27,8 @@ pub fn routes(r: Routes) -> Routes {
         .get("/tasks", list_tasks)
         .post("/tasks", create_task)
         .get("/tasks/{id}", fetch_task)
+        .put("/tasks/{id}/budget", task_budget)
+        .put("/agents/{id}/budget", agent_budget)
 }
 
 #[derive(Deserialize)]
@@ -182,4 +186,149 @@ impl respond::Versioned for model::TaskRow {
     fn version(&self) -> i64 {
         self.version
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BudgetBody {
+    /// Dollars; `null` lifts the limit.
+    budget_usd: Option<f64>,
+}
+
+fn parse_budget(b: BudgetBody) -> Result<Option<Usd>, ApiError> {
+    b.budget_usd
+        .map(|v| Usd::parse(v, "budgetUsd"))
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![e]))
+}
+
+/// Set a task's budget (its runs' LLM spend together); runs it blocked whose spend is now
+/// within every budget go on, and the task's BUDGET alarm returns to normal.
+async fn task_budget(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<BudgetBody>,
+) -> Result<Response, ApiError> {
+    let id = TaskId::parse(&id, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+    let budget = parse_budget(body)?;
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let done = state.tasks.set_task_budget(&ctx, id, budget).await?;
+    let blocked = model::budget_blocked_runs(&state.pool, Some(id.as_uuid()), None).await?;
+    let resumed = resume_within_budget(&state, &caller, blocked, "task", budget).await?;
+    let (spent, _) = mc_projections::usage::spent(&state.pool, id.as_uuid(), None).await?;
+    if let Some(position) = done.position {
+        if budget.is_none_or(|b| spent.max(0) as u64 <= b.nanos()) {
+            let spent = Usd::from_nanos(spent.max(0) as u64);
+            crate::task_run_steps::budget_alarm(
+                &state,
+                &format!("task-{id}"),
+                false,
+                spent,
+                position,
+            )
+            .await;
+        }
+    }
+    let mut response = respond::command(StatusCode::OK, id, &done, None);
+    add_resumed(&mut response, resumed).await;
+    Ok(response)
+}
+
+/// Set an agent's budget (its runs' LLM spend together), like [`task_budget`].
+async fn agent_budget(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<BudgetBody>,
+) -> Result<Response, ApiError> {
+    let id = AgentId::parse(&id, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+    let budget = parse_budget(body)?;
+    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
+        Ok(ctx) => ctx,
+        Err(replayed) => return Ok(replayed),
+    };
+    let done = state.tasks.set_agent_budget(&ctx, id, budget).await?;
+    let blocked = model::budget_blocked_runs(&state.pool, None, Some(id.as_uuid())).await?;
+    let resumed = resume_within_budget(&state, &caller, blocked, "agent", budget).await?;
+    if let Some(position) = done.position {
+        let (_, spent) =
+            mc_projections::usage::spent(&state.pool, uuid::Uuid::nil(), Some(id.as_uuid()))
+                .await?;
+        if budget.is_none_or(|b| spent.max(0) as u64 <= b.nanos()) {
+            let spent = Usd::from_nanos(spent.max(0) as u64);
+            crate::task_run_steps::budget_alarm(
+                &state,
+                &format!("agent-{id}"),
+                false,
+                spent,
+                position,
+            )
+            .await;
+        }
+    }
+    let mut response = respond::command(StatusCode::OK, id, &done, None);
+    add_resumed(&mut response, resumed).await;
+    Ok(response)
+}
+
+/// Let the blocked runs go on whose task and agent spend is within their budgets now.
+async fn resume_within_budget(
+    state: &AppState,
+    caller: &mc_auth::Principal,
+    blocked: Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>)>,
+    scope: &str,
+    budget: Option<Usd>,
+) -> Result<Vec<String>, ApiError> {
+    let mut resumed = Vec::new();
+    for (run, task, agent) in blocked {
+        let (task_spent, agent_spent) =
+            mc_projections::usage::spent(&state.pool, task, agent).await?;
+        let task_budget = state.tasks.task_budget_now(TaskId::from_uuid(task)).await?;
+        let agent_budget = match agent {
+            Some(a) => state.tasks.agent_budget(AgentId::from_uuid(a)).await?,
+            None => None,
+        };
+        let within =
+            |b: Option<Usd>, spent: i64| b.is_none_or(|b| spent.max(0) as u64 <= b.nanos());
+        if !(within(task_budget, task_spent) && within(agent_budget, agent_spent)) {
+            continue;
+        }
+        let reason = match budget {
+            Some(b) => format!("the {scope} budget was raised to ${:.6}", b.as_f64()),
+            None => format!("the {scope} budget was lifted"),
+        };
+        let command = RunCommand::ApproveBudget {
+            by: caller.actor(),
+            reason,
+            waive: false,
+        };
+        let ctx = mc_commands::CommandContext::new(caller.actor(), None);
+        match state
+            .tasks
+            .run(&ctx, TaskRunId::from_uuid(run), Check::Any, command)
+            .await
+        {
+            Ok(_) => resumed.push(run.to_string()),
+            // Approved or ended meanwhile: nothing to resume.
+            Err(mc_commands::CommandError::Domain(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(resumed)
+}
+
+async fn add_resumed(response: &mut Response, resumed: Vec<String>) {
+    let body = std::mem::take(response.body_mut());
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    value["resumedRuns"] = resumed.into();
+    *response.body_mut() = axum::body::Body::from(value.to_string());
 }

@@ -98,6 +98,8 @@ pub const HTTP: &[HttpRule] = &[
     r("GET", "/api/v1/tasks", Needs(Viewer)),
     r("POST", "/api/v1/tasks", Needs(Operator)),
     r("GET", "/api/v1/tasks/{id}", Needs(Viewer)),
+    r("PUT", "/api/v1/tasks/{id}/budget", Needs(Operator)),
+    r("PUT", "/api/v1/agents/{id}/budget", Needs(Operator)),
     r("GET", "/api/v1/task-runs", Needs(Viewer)),
     r("POST", "/api/v1/task-runs", Needs(Operator)),
     r("GET", "/api/v1/task-runs/{id}", Needs(Viewer)),
@@ -125,6 +127,11 @@ pub const HTTP: &[HttpRule] = &[
     r("POST", "/api/v1/task-runs/{id}/complete", Needs(Operator)),
     r("POST", "/api/v1/task-runs/{id}/fail", Needs(Operator)),
     r("POST", "/api/v1/task-runs/{id}/cancel", Needs(Operator)),
+    r(
+        "POST",
+        "/api/v1/task-runs/{id}/budget/approve",
+        Needs(Operator),
+    ),
     r("GET", "/api/v1/pricing", Needs(Viewer)),
     r("POST", "/api/v1/pricing", Needs(Admin)),
     r("GET", "/api/v1/usage/tokens", Needs(Viewer)),
@@ -167,6 +174,7 @@ pub const NATS: &[NatsRule] = &[
     n("task-run.complete", Operator),
     n("task-run.fail", Operator),
     n("task-run.cancel", Operator),
+    n("task-run.budget-approve", Operator),
 ];
 
 /// The rule of an HTTP route (`HEAD` follows `GET`); `None` for a route with no rule.

@@ -15,4 +15,4 @@ pub mod seed;
 mod service;
 
 pub use schema::{check_schema, validate_arguments, MAX_ERRORS};
-pub use service::{NewRun, TaskService};
+pub use service::{NewRun, Spent, TaskService};

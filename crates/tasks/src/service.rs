@@ -4,6 +4,7 @@
 use crate::schema::{check_schema, validate_arguments};
 use mc_commands::{CommandContext, CommandError, Executed, Handler};
 use mc_domain::ids::{AgentId, TaskId, TaskRunId, ToolCallId};
+use mc_domain::task::budget::{self, AgentBudget, Crossed, SetAgentBudget};
 use mc_domain::task::pricing::{PriceList, Rates, SetPrice, Tokens, ANY_MODEL};
 use mc_domain::task::run::{LlmCall, RunCommand, RunSpec, TaskRun};
 use mc_domain::task::{Task, TaskCommand, TaskDef, Tool, ToolCommand, ToolDef, ToolName, Usd};
@@ -12,6 +13,13 @@ use mc_domain::{Check, DomainError, FieldError};
 #[derive(Clone)]
 pub struct TaskService {
     handler: Handler,
+}
+
+/// What a run's task and agent spent so far, from the usage read model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    pub task: Usd,
+    pub agent: Usd,
 }
 
 /// A run to create: the task it follows and the agent that runs it.
@@ -178,7 +186,62 @@ impl TaskService {
         Ok(None)
     }
 
-    /// Record an LLM step of a run, priced now with the price in force.
+    /// The spec of run `id` (its task, agent, …) as created; `None`: no such run.
+    pub async fn run_spec(&self, id: TaskRunId) -> Result<Option<RunSpec>, CommandError> {
+        let (root, _) = self.handler.load::<TaskRun>(&id.to_string(), false).await?;
+        Ok(root.state().0.as_ref().map(|r| r.spec.clone()))
+    }
+
+    /// The task's budget now (`None`: no limit, or no such task).
+    pub async fn task_budget_now(&self, task: TaskId) -> Result<Option<Usd>, CommandError> {
+        let (root, _) = self.handler.load::<Task>(&task.to_string(), false).await?;
+        Ok(match root.state() {
+            Task::Defined(def) => def.budget,
+            Task::Absent => None,
+        })
+    }
+
+    /// The agent's budget now (`None`: no limit).
+    pub async fn agent_budget(&self, agent: AgentId) -> Result<Option<Usd>, CommandError> {
+        let (root, _) = self
+            .handler
+            .load::<AgentBudget>(&agent.to_string(), false)
+            .await?;
+        Ok(root.state().0)
+    }
+
+    /// Set (or lift, `None`) a task's budget.
+    pub async fn set_task_budget(
+        &self,
+        ctx: &CommandContext,
+        task: TaskId,
+        budget: Option<Usd>,
+    ) -> Result<Executed<Task>, CommandError> {
+        self.handler
+            .execute::<Task>(
+                ctx,
+                &task.to_string(),
+                Check::Any,
+                &TaskCommand::SetBudget(budget),
+            )
+            .await
+    }
+
+    /// Set (or lift, `None`) an agent's budget.
+    pub async fn set_agent_budget(
+        &self,
+        ctx: &CommandContext,
+        agent: AgentId,
+        budget: Option<Usd>,
+    ) -> Result<Executed<AgentBudget>, CommandError> {
+        self.handler
+            .execute::<AgentBudget>(ctx, &agent.to_string(), Check::Any, &SetAgentBudget(budget))
+            .await
+    }
+
+    /// Record an LLM step of a run, priced now with the price in force. When the step takes
+    /// the spend of the run's task or agent past its budget, the run is blocked in the same
+    /// commit (it waits for an operator) and the crossed budget is returned.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_llm_call(
         &self,
@@ -189,7 +252,8 @@ impl TaskService {
         tokens: Tokens,
         latency_ms: u64,
         finish_reason: String,
-    ) -> Result<(Executed<TaskRun>, Option<Usd>), CommandError> {
+        spent: Spent,
+    ) -> Result<(Executed<TaskRun>, Option<Usd>, Option<Crossed>), CommandError> {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -205,10 +269,37 @@ impl TaskService {
             price_from_ms: price.map(|(from, _)| from),
         };
         let cost = call.cost;
-        let done = self
-            .run(ctx, run, Check::Any, RunCommand::RecordLlmCall(call))
+        let (root, _) = self
+            .handler
+            .load::<TaskRun>(&run.to_string(), false)
             .await?;
-        Ok((done, cost))
+        let crossed = match (root.state().0.as_ref(), cost) {
+            (Some(r), Some(cost)) if !r.budget_approved => {
+                let task_budget = self.task_budget_now(r.spec.task).await?;
+                let agent_budget = match r.spec.agent {
+                    Some(a) => self.agent_budget(a).await?,
+                    None => None,
+                };
+                budget::crossed(cost, (task_budget, spent.task), (agent_budget, spent.agent))
+            }
+            _ => None,
+        };
+        let mut commands = vec![RunCommand::RecordLlmCall(call)];
+        if let Some(c) = &crossed {
+            commands.push(RunCommand::BlockForBudget {
+                reason: format!(
+                    "{} budget ${:.6} passed: ${:.6} spent with this step",
+                    c.scope.as_str(),
+                    c.budget.as_f64(),
+                    c.spent.as_f64()
+                ),
+            });
+        }
+        let done = self
+            .handler
+            .execute_all::<TaskRun>(ctx, &run.to_string(), Check::Any, &commands)
+            .await?;
+        Ok((done, cost, crossed))
     }
 
     /// Whether run `id` exists in the log (read models may not have it yet).

@@ -28,6 +28,9 @@ pub enum AlarmKind {
     Limit,
     /// A parameter with no sample for longer than its `staleAfter`.
     Stale,
+    /// A task's or agent's LLM spend past its budget (`parameter` `budgetUsd` of the source
+    /// `task-<id>` or `agent-<id>`).
+    Budget,
 }
 
 impl AlarmKind {
@@ -35,6 +38,7 @@ impl AlarmKind {
         match self {
             Self::Limit => "LIMIT",
             Self::Stale => "STALE",
+            Self::Budget => "BUDGET",
         }
     }
 
@@ -42,6 +46,7 @@ impl AlarmKind {
         match s {
             "LIMIT" => Some(Self::Limit),
             "STALE" => Some(Self::Stale),
+            "BUDGET" => Some(Self::Budget),
             _ => None,
         }
     }

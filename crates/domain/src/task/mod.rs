@@ -11,8 +11,10 @@ use crate::error::{DomainError, FieldError};
 use crate::values::{check_text, Text};
 use std::fmt;
 
+pub mod budget;
 pub mod pricing;
 pub mod run;
+mod step;
 #[cfg(test)]
 mod tests;
 
@@ -313,11 +315,14 @@ pub enum Task {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskCommand {
     Create(TaskDef),
+    /// Raise, lower or lift (`None`) the budget of the task's runs together.
+    SetBudget(Option<Usd>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskEvent {
     Created(TaskDef),
+    BudgetChanged(Option<Usd>),
 }
 
 impl Aggregate for Task {
@@ -326,15 +331,27 @@ impl Aggregate for Task {
     type Event = TaskEvent;
 
     fn decide(&self, command: &TaskCommand) -> Result<Vec<TaskEvent>, DomainError> {
-        let TaskCommand::Create(def) = command;
-        match self {
-            Self::Absent => Ok(vec![TaskEvent::Created(def.clone())]),
-            Self::Defined(_) => Err(DomainError::AlreadyExists { aggregate: "task" }),
+        match (self, command) {
+            (Self::Absent, TaskCommand::Create(def)) => Ok(vec![TaskEvent::Created(def.clone())]),
+            (Self::Defined(_), TaskCommand::Create(_)) => {
+                Err(DomainError::AlreadyExists { aggregate: "task" })
+            }
+            (Self::Absent, TaskCommand::SetBudget(_)) => {
+                Err(DomainError::NotFound { aggregate: "task" })
+            }
+            (Self::Defined(def), TaskCommand::SetBudget(b)) if def.budget == *b => Ok(vec![]),
+            (Self::Defined(_), TaskCommand::SetBudget(b)) => Ok(vec![TaskEvent::BudgetChanged(*b)]),
         }
     }
 
     fn evolve(self, event: &TaskEvent) -> Self {
-        let TaskEvent::Created(def) = event;
-        Self::Defined(def.clone())
+        match (self, event) {
+            (_, TaskEvent::Created(def)) => Self::Defined(def.clone()),
+            (Self::Defined(mut def), TaskEvent::BudgetChanged(b)) => {
+                def.budget = *b;
+                Self::Defined(def)
+            }
+            (state, _) => state,
+        }
     }
 }

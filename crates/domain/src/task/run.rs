@@ -7,7 +7,7 @@
 //! run is `awaiting_approval` and goes no further: only an approval, a denial (which fails the
 //! run), a failure, a cancellation or a log line are accepted.
 
-use super::pricing::Tokens;
+pub use super::step::{Artifact, CallStatus, LlmCall, LogLevel, ToolCall};
 use super::{Risk, SafeMutate, ToolName, Usd};
 use crate::aggregate::Aggregate;
 use crate::error::{DomainError, FieldError};
@@ -86,90 +86,6 @@ impl fmt::Display for RunState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallStatus {
-    PendingApproval,
-    Approved,
-    Denied,
-    Succeeded,
-    Failed,
-}
-
-impl CallStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingApproval => "pending-approval",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    pub id: ToolCallId,
-    pub tool: ToolName,
-    pub risk: Risk,
-    pub status: CallStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-impl LogLevel {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-        }
-    }
-
-    pub fn parse(input: &str, field: &str) -> Result<Self, FieldError> {
-        match input {
-            "debug" => Ok(Self::Debug),
-            "info" => Ok(Self::Info),
-            "warn" => Ok(Self::Warn),
-            "error" => Ok(Self::Error),
-            _ => Err(FieldError::new(field, "must be debug, info, warn or error")),
-        }
-    }
-}
-
-/// A file or object a run produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Artifact {
-    pub name: String,
-    pub uri: String,
-    pub content_type: String,
-    /// Hex SHA-256 of the content, lowercase.
-    pub sha256: String,
-}
-
-/// One LLM request/response of a run, as its runner reported it, priced when recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlmCall {
-    pub provider: String,
-    pub model: String,
-    pub tokens: Tokens,
-    pub latency_ms: u64,
-    pub finish_reason: String,
-    /// When it was recorded (epoch milliseconds): the time it is priced at.
-    pub at_ms: i64,
-    /// At the price in force at `at_ms`; `None`: no price of this model was known.
-    pub cost: Option<Usd>,
-    /// When that price took effect.
-    pub price_from_ms: Option<i64>,
-}
-
 /// What the run was created with, copied from its task so that later changes to the task do
 /// not change a run under way.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +104,10 @@ pub struct Run {
     pub calls: Vec<ToolCall>,
     /// What its LLM steps cost so far (priced ones).
     pub spent: Usd,
+    /// A step crossed a budget: the run waits for an operator.
+    pub budget_blocked: bool,
+    /// An operator waived its budgets: it goes on past them without another stop.
+    pub budget_approved: bool,
 }
 
 impl Run {
@@ -230,6 +150,17 @@ pub enum RunCommand {
     },
     AddArtifact(Artifact),
     RecordLlmCall(LlmCall),
+    /// The step just recorded crossed a budget (`reason` says whose and how far).
+    BlockForBudget {
+        reason: String,
+    },
+    /// A run blocked by a budget goes on: an operator waives its budgets for the rest of the
+    /// run (`waive`), or a budget was raised (the run stays under its budgets).
+    ApproveBudget {
+        by: String,
+        reason: String,
+        waive: bool,
+    },
     Complete {
         output: String,
     },
@@ -273,6 +204,14 @@ pub enum RunEvent {
     },
     ArtifactAdded(Artifact),
     LlmCalled(LlmCall),
+    BudgetExceeded {
+        reason: String,
+    },
+    BudgetApproved {
+        by: String,
+        reason: String,
+        waived: bool,
+    },
     Succeeded {
         output: String,
     },
@@ -299,6 +238,8 @@ impl RunCommand {
             Self::Log { .. } => "log",
             Self::AddArtifact(_) => "artifact",
             Self::RecordLlmCall(_) => "llm-call",
+            Self::BlockForBudget { .. } => "block-for-budget",
+            Self::ApproveBudget { .. } => "approve-budget",
             Self::Complete { .. } => "complete",
             Self::Fail { .. } => "fail",
             Self::Cancel { .. } => "cancel",
@@ -313,7 +254,11 @@ fn check(command: &RunCommand) -> Result<(), DomainError> {
         RunCommand::Approve { reason, .. }
         | RunCommand::Deny { reason, .. }
         | RunCommand::Fail { reason }
-        | RunCommand::Cancel { reason } => check_text(reason, "reason", REASON_MAX_CHARS),
+        | RunCommand::Cancel { reason }
+        | RunCommand::BlockForBudget { reason }
+        | RunCommand::ApproveBudget { reason, .. } => {
+            check_text(reason, "reason", REASON_MAX_CHARS)
+        }
         RunCommand::RecordResult {
             outcome: Err(error),
             ..
@@ -513,6 +458,24 @@ impl Aggregate for TaskRun {
                 }
                 events.push(RunEvent::LlmCalled(c.clone()));
             }
+            RunCommand::BlockForBudget { reason } => {
+                if run.state != RunState::Running || run.budget_approved {
+                    return Err(refused(run, command));
+                }
+                events.push(RunEvent::BudgetExceeded {
+                    reason: reason.clone(),
+                });
+            }
+            RunCommand::ApproveBudget { by, reason, waive } => {
+                if !run.budget_blocked {
+                    return Err(refused(run, command));
+                }
+                events.push(RunEvent::BudgetApproved {
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    waived: *waive,
+                });
+            }
             RunCommand::Complete { output } => {
                 if waiting {
                     return Err(refused(run, command));
@@ -539,6 +502,8 @@ impl Aggregate for TaskRun {
                     state: RunState::Queued,
                     calls: Vec::new(),
                     spent: Usd::default(),
+                    budget_blocked: false,
+                    budget_approved: false,
                 })),
                 _ => Self(None),
             };
@@ -551,6 +516,15 @@ impl Aggregate for TaskRun {
         match event {
             RunEvent::Created(_) | RunEvent::Logged { .. } | RunEvent::ArtifactAdded(_) => {}
             RunEvent::Started => run.state = RunState::Running,
+            RunEvent::BudgetExceeded { .. } => {
+                run.budget_blocked = true;
+                run.state = RunState::AwaitingApproval;
+            }
+            RunEvent::BudgetApproved { waived, .. } => {
+                run.budget_blocked = false;
+                run.budget_approved |= *waived;
+                run.state = RunState::Running;
+            }
             RunEvent::LlmCalled(c) => {
                 let cost = c.cost.map_or(0, Usd::nanos);
                 run.spent = Usd::from_nanos(run.spent.nanos().saturating_add(cost));

@@ -115,6 +115,14 @@ fn commands() -> Vec<RunCommand> {
             cost: Some(Usd::from_nanos(75)),
             price_from_ms: Some(0),
         }),
+        RunCommand::BlockForBudget {
+            reason: "task budget $1 passed".into(),
+        },
+        RunCommand::ApproveBudget {
+            by: "op".into(),
+            reason: "worth it".into(),
+            waive: true,
+        },
         RunCommand::Complete {
             output: "done".into(),
         },
@@ -398,4 +406,53 @@ fn tools_and_tasks_parse_what_clients_send() {
         assert!(Usd::parse(bad, "b").is_err(), "{bad}");
     }
     assert_eq!(Usd::parse(0.000000001, "b").unwrap().nanos(), 1);
+}
+
+#[test]
+fn a_run_past_its_budget_waits_for_an_operator_and_is_not_blocked_again() {
+    let running = run_in(RunState::Running);
+    let (blocked, _) = then(
+        &running,
+        &RunCommand::BlockForBudget {
+            reason: "task budget passed".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(state_of(&blocked), RunState::AwaitingApproval);
+    let llm = commands()
+        .into_iter()
+        .find(|c| matches!(c, RunCommand::RecordLlmCall(_)))
+        .unwrap();
+    for refused in [
+        llm.clone(),
+        request(1, "read", Risk::ReadOnly),
+        RunCommand::Complete {
+            output: String::new(),
+        },
+    ] {
+        assert!(blocked.decide(&refused).is_err(), "{refused:?}");
+    }
+    let approve = RunCommand::ApproveBudget {
+        by: "token:1/alice".into(),
+        reason: "worth it".into(),
+        waive: true,
+    };
+    assert!(running.decide(&approve).is_err(), "nothing to approve");
+    let (approved, _) = then(&blocked, &approve).unwrap();
+    assert_eq!(state_of(&approved), RunState::Running);
+    let (after, _) = then(&approved, &llm).unwrap();
+    // Waived: the run goes on past its budget without another stop.
+    let again = RunCommand::BlockForBudget {
+        reason: "again".into(),
+    };
+    assert!(after.decide(&again).is_err());
+    // Resumed because a budget was raised: the next crossing stops it again.
+    let raised = RunCommand::ApproveBudget {
+        by: "token:1/alice".into(),
+        reason: "the task budget was raised".into(),
+        waive: false,
+    };
+    let (resumed, _) = then(&blocked, &raised).unwrap();
+    let (after, _) = then(&resumed, &llm).unwrap();
+    assert!(after.decide(&again).is_ok());
 }

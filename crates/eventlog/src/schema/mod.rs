@@ -12,6 +12,7 @@ mod mission;
 mod pricing;
 mod spacecraft;
 mod task;
+mod task_def;
 mod token;
 
 pub use spacecraft::limits_from_stored;
@@ -74,6 +75,7 @@ impl Registry<'static> {
             backup::VERSIONS,
             task::VERSIONS,
             pricing::VERSIONS,
+            task_def::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -85,6 +87,7 @@ impl Registry<'static> {
             backup::UPCASTERS,
             task::UPCASTERS,
             pricing::UPCASTERS,
+            task_def::UPCASTERS,
         ],
     };
 }

@@ -4,13 +4,12 @@ use super::{payload, to_value, EventSchema, SchemaError};
 use mc_domain::ids::{AgentId, TaskId, ToolCallId};
 use mc_domain::task::pricing::Tokens;
 use mc_domain::task::run::{Artifact, LlmCall, LogLevel, RunEvent, RunSpec};
-use mc_domain::task::{Risk, SafeMutate, TaskDef, TaskEvent, ToolDef, ToolEvent, ToolName, Usd};
+use mc_domain::task::{Risk, SafeMutate, ToolDef, ToolEvent, ToolName, Usd};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 pub const TOOL_DEFINED: &str = "tool.defined";
-pub const TASK_CREATED: &str = "task.created";
 pub const RUN_CREATED: &str = "task_run.created";
 pub const RUN_STARTED: &str = "task_run.started";
 pub const CALL_REQUESTED: &str = "task_run.tool_call_requested";
@@ -20,13 +19,14 @@ pub const CALL_FINISHED: &str = "task_run.tool_call_finished";
 pub const LOGGED: &str = "task_run.logged";
 pub const ARTIFACT_ADDED: &str = "task_run.artifact_added";
 pub const LLM_CALLED: &str = "task_run.llm_called";
+pub const BUDGET_EXCEEDED: &str = "task_run.budget_exceeded";
+pub const BUDGET_APPROVED: &str = "task_run.budget_approved";
 pub const SUCCEEDED: &str = "task_run.succeeded";
 pub const FAILED: &str = "task_run.failed";
 pub const CANCELLED: &str = "task_run.cancelled";
 
 pub(super) const VERSIONS: &[(&str, u32)] = &[
     (TOOL_DEFINED, 1),
-    (TASK_CREATED, 1),
     (RUN_CREATED, 1),
     (RUN_STARTED, 1),
     (CALL_REQUESTED, 1),
@@ -36,13 +36,15 @@ pub(super) const VERSIONS: &[(&str, u32)] = &[
     (LOGGED, 1),
     (ARTIFACT_ADDED, 1),
     (LLM_CALLED, 1),
+    (BUDGET_EXCEEDED, 1),
+    (BUDGET_APPROVED, 1),
     (SUCCEEDED, 1),
     (FAILED, 1),
     (CANCELLED, 1),
 ];
 pub(super) const UPCASTERS: &[super::Upcaster] = &[];
 
-fn bad(event_type: &str, reason: impl Into<String>) -> SchemaError {
+pub(super) fn bad(event_type: &str, reason: impl Into<String>) -> SchemaError {
     SchemaError::BadPayload {
         event_type: event_type.to_owned(),
         reason: reason.into(),
@@ -53,7 +55,7 @@ fn risk(event_type: &str, s: &str) -> Result<Risk, SchemaError> {
     Risk::parse(s, "risk").map_err(|e| bad(event_type, e.to_string()))
 }
 
-fn tool_name(event_type: &str, s: &str) -> Result<ToolName, SchemaError> {
+pub(super) fn tool_name(event_type: &str, s: &str) -> Result<ToolName, SchemaError> {
     ToolName::parse(s, "tool").map_err(|e| bad(event_type, e.to_string()))
 }
 
@@ -90,55 +92,6 @@ impl EventSchema for ToolEvent {
             description: p.description,
             risk: risk(event_type, &p.risk)?,
             schema: p.schema,
-        }))
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TaskCreatedV1 {
-    title: String,
-    prompt: String,
-    allowed_tools: Vec<String>,
-    safe_mutate_approval: String,
-    /// Nano-dollars.
-    budget_nanos: Option<u64>,
-}
-
-impl EventSchema for TaskEvent {
-    fn to_stored(&self) -> (&'static str, u32, Value) {
-        let Self::Created(d) = self;
-        (
-            TASK_CREATED,
-            1,
-            to_value(&TaskCreatedV1 {
-                title: d.title.clone(),
-                prompt: d.prompt.clone(),
-                allowed_tools: d.allowed_tools.iter().map(|t| t.to_string()).collect(),
-                safe_mutate_approval: d.safe_mutate.as_str().to_owned(),
-                budget_nanos: d.budget.map(Usd::nanos),
-            }),
-        )
-    }
-
-    fn from_current(event_type: &str, value: Value) -> Result<Self, SchemaError> {
-        if event_type != TASK_CREATED {
-            return Err(SchemaError::UnknownType {
-                event_type: event_type.to_owned(),
-            });
-        }
-        let p: TaskCreatedV1 = payload(event_type, value)?;
-        Ok(Self::Created(TaskDef {
-            title: p.title,
-            prompt: p.prompt,
-            allowed_tools: p
-                .allowed_tools
-                .iter()
-                .map(|t| tool_name(event_type, t))
-                .collect::<Result<_, _>>()?,
-            safe_mutate: SafeMutate::parse(&p.safe_mutate_approval, "safeMutateApproval")
-                .map_err(|e| bad(event_type, e.to_string()))?,
-            budget: p.budget_nanos.map(Usd::from_nanos),
         }))
     }
 }
@@ -222,6 +175,13 @@ struct SucceededV1 {
 #[derive(Serialize, Deserialize)]
 struct ReasonV1 {
     reason: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ApprovedV1 {
+    by: String,
+    reason: String,
+    waived: bool,
 }
 
 impl EventSchema for RunEvent {
@@ -309,6 +269,22 @@ impl EventSchema for RunEvent {
                     at_ms: c.at_ms,
                     cost_nanos: c.cost.map(Usd::nanos),
                     price_effective_from_ms: c.price_from_ms,
+                }),
+            ),
+            Self::BudgetExceeded { reason } => (
+                BUDGET_EXCEEDED,
+                1,
+                to_value(&ReasonV1 {
+                    reason: reason.clone(),
+                }),
+            ),
+            Self::BudgetApproved { by, reason, waived } => (
+                BUDGET_APPROVED,
+                1,
+                to_value(&ApprovedV1 {
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    waived: *waived,
                 }),
             ),
             Self::Succeeded { output } => (
@@ -421,6 +397,18 @@ impl EventSchema for RunEvent {
                     price_from_ms: p.price_effective_from_ms,
                 })
             }
+            BUDGET_EXCEEDED => {
+                let p: ReasonV1 = payload(event_type, value)?;
+                Self::BudgetExceeded { reason: p.reason }
+            }
+            BUDGET_APPROVED => {
+                let p: ApprovedV1 = payload(event_type, value)?;
+                Self::BudgetApproved {
+                    by: p.by,
+                    reason: p.reason,
+                    waived: p.waived,
+                }
+            }
             SUCCEEDED => {
                 let p: SucceededV1 = payload(event_type, value)?;
                 Self::Succeeded { output: p.output }
@@ -468,17 +456,6 @@ mod tests {
                 "risk": "READ_ONLY", "schema": {"type": "object"}}}),
         );
         let read = ToolName::parse("read", "t").unwrap();
-        round_trip(
-            TaskEvent::Created(TaskDef {
-                title: "t".into(),
-                prompt: "p".into(),
-                allowed_tools: vec![read.clone()],
-                safe_mutate: SafeMutate::Operator,
-                budget: Some(Usd::from_nanos(5)),
-            }),
-            json!({"type": "task.created", "v": 1, "payload": {"title": "t", "prompt": "p",
-                "allowedTools": ["read"], "safeMutateApproval": "operator", "budgetNanos": 5}}),
-        );
         let c = ToolCallId::from_uuid(id(7));
         let cases = [
             (
@@ -582,6 +559,18 @@ mod tests {
             (
                 RunEvent::Succeeded { output: "o".into() },
                 json!({"type": "task_run.succeeded", "v": 1, "payload": {"output": "o"}}),
+            ),
+            (
+                RunEvent::BudgetExceeded { reason: "b".into() },
+                json!({"type": "task_run.budget_exceeded", "v": 1, "payload": {"reason": "b"}}),
+            ),
+            (
+                RunEvent::BudgetApproved {
+                    by: "op".into(),
+                    reason: "ok".into(),
+                    waived: true,
+                },
+                json!({"type": "task_run.budget_approved", "v": 1, "payload": {"by": "op", "reason": "ok", "waived": true}}),
             ),
             (
                 RunEvent::Failed { reason: "f".into() },
