@@ -212,34 +212,10 @@ async fn task_budget(
     Body(body): Body<BudgetBody>,
 ) -> Result<Response, ApiError> {
     let id = TaskId::parse(&id, "id").map_err(|e| ApiError::Validation(vec![e]))?;
-    let budget = parse_budget(body)?;
-    let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
-        Ok(ctx) => ctx,
-        Err(replayed) => return Ok(replayed),
-    };
-    let done = state.tasks.set_task_budget(&ctx, id, budget).await?;
-    let blocked = model::budget_blocked_runs(&state.pool, Some(id.as_uuid()), None).await?;
-    let resumed = resume_within_budget(&state, &caller, blocked, "task", budget).await?;
-    let (spent, _) = mc_projections::usage::spent(&state.pool, id.as_uuid(), None).await?;
-    if let Some(position) = done.position {
-        if budget.is_none_or(|b| spent.max(0) as u64 <= b.nanos()) {
-            let spent = Usd::from_nanos(spent.max(0) as u64);
-            crate::task_run_steps::budget_alarm(
-                &state,
-                &format!("task-{id}"),
-                false,
-                spent,
-                position,
-            )
-            .await;
-        }
-    }
-    let mut response = respond::command(StatusCode::OK, id, &done, None);
-    add_resumed(&mut response, resumed).await;
-    Ok(response)
+    set_budget(state, caller, headers, body, Whose::Task(id)).await
 }
 
-/// Set an agent's budget (its runs' LLM spend together), like [`task_budget`].
+/// Set an agent's budget (the LLM spend of all the runs it executes), like [`task_budget`].
 async fn agent_budget(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -248,31 +224,67 @@ async fn agent_budget(
     Body(body): Body<BudgetBody>,
 ) -> Result<Response, ApiError> {
     let id = AgentId::parse(&id, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+    set_budget(state, caller, headers, body, Whose::Agent(id)).await
+}
+
+#[derive(Clone, Copy)]
+enum Whose {
+    Task(TaskId),
+    Agent(AgentId),
+}
+
+async fn set_budget(
+    state: AppState,
+    caller: mc_auth::Principal,
+    headers: HeaderMap,
+    body: BudgetBody,
+    whose: Whose,
+) -> Result<Response, ApiError> {
     let budget = parse_budget(body)?;
     let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
     };
-    let done = state.tasks.set_agent_budget(&ctx, id, budget).await?;
-    let blocked = model::budget_blocked_runs(&state.pool, None, Some(id.as_uuid())).await?;
-    let resumed = resume_within_budget(&state, &caller, blocked, "agent", budget).await?;
-    if let Some(position) = done.position {
-        let (_, spent) =
-            mc_projections::usage::spent(&state.pool, uuid::Uuid::nil(), Some(id.as_uuid()))
-                .await?;
-        if budget.is_none_or(|b| spent.max(0) as u64 <= b.nanos()) {
-            let spent = Usd::from_nanos(spent.max(0) as u64);
-            crate::task_run_steps::budget_alarm(
-                &state,
-                &format!("agent-{id}"),
-                false,
+    let (id, scope, position, mut response, blocked, spent) = match whose {
+        Whose::Task(id) => {
+            let done = state.tasks.set_task_budget(&ctx, id, budget).await?;
+            let blocked = model::budget_blocked_runs(&state.pool, Some(id.as_uuid()), None).await?;
+            let (spent, _) = mc_projections::usage::spent(&state.pool, id.as_uuid(), None).await?;
+            let response = respond::command(StatusCode::OK, id, &done, None);
+            (
+                id.as_uuid(),
+                "task",
+                done.position,
+                response,
+                blocked,
                 spent,
-                position,
             )
-            .await;
+        }
+        Whose::Agent(id) => {
+            let done = state.tasks.set_agent_budget(&ctx, id, budget).await?;
+            let blocked = model::budget_blocked_runs(&state.pool, None, Some(id.as_uuid())).await?;
+            let (_, spent) =
+                mc_projections::usage::spent(&state.pool, uuid::Uuid::nil(), Some(id.as_uuid()))
+                    .await?;
+            let response = respond::command(StatusCode::OK, id, &done, None);
+            (
+                id.as_uuid(),
+                "agent",
+                done.position,
+                response,
+                blocked,
+                spent,
+            )
+        }
+    };
+    let resumed = resume_within_budget(&state, &caller, blocked, scope, budget).await?;
+    let spent = Usd::from_nanos(spent.max(0) as u64);
+    if let Some(position) = position {
+        if budget.is_none_or(|b| spent <= b) {
+            let source = format!("{scope}-{id}");
+            crate::task_run_steps::budget_alarm(&state, &source, false, spent, position).await;
         }
     }
-    let mut response = respond::command(StatusCode::OK, id, &done, None);
     add_resumed(&mut response, resumed).await;
     Ok(response)
 }
