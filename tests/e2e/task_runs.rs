@@ -454,17 +454,11 @@ async fn a_runs_events_stream_over_sse_and_resume_from_last_event_id() {
 async fn a_runner_reports_its_steps_over_nats() {
     let app = TestApp::spawn().await;
     register_tools(&app).await;
-    let task = app
-        .create(
-            "/tasks",
-            json!({"title": "over nats", "allowedTools": ["read_file", "wipe_disk"]}),
-        )
-        .await;
     let client = app.nats.client().await;
     let headers = app.nats_headers();
     let request = |action: &str, body: Value| {
         let (client, headers) = (client.clone(), headers.clone());
-        let subject = format!("mc.cmd.task-run.{action}");
+        let subject = format!("mc.cmd.{action}");
         async move {
             let reply = client
                 .request_with_headers(subject, headers, serde_json::to_vec(&body).unwrap().into())
@@ -473,11 +467,35 @@ async fn a_runner_reports_its_steps_over_nats() {
             serde_json::from_slice::<Value>(&reply.payload).unwrap()
         }
     };
-    let created = request("create", json!({"taskId": task})).await;
+    // Tools and tasks too.
+    let tool = request(
+        "tool.define",
+        json!({"name": "list_dir", "risk": "READ_ONLY", "schema": {"type": "object"}}),
+    )
+    .await;
+    assert_eq!(
+        (tool["ok"].as_bool(), tool["id"].as_str()),
+        (Some(true), Some("list_dir")),
+        "{tool}"
+    );
+    let bad = request(
+        "task.create",
+        json!({"title": " ", "allowedTools": ["nope"]}),
+    )
+    .await;
+    assert_eq!(bad["error"]["status"], 422, "{bad}");
+    let task = request(
+        "task.create",
+        json!({"title": "over nats", "allowedTools": ["read_file", "wipe_disk", "list_dir"]}),
+    )
+    .await;
+    assert_eq!(task["ok"], true, "{task}");
+    let task = task["id"].as_str().unwrap().to_owned();
+    let created = request("task-run.create", json!({"taskId": task})).await;
     assert_eq!(created["ok"], true, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let read = request(
-        "tool-call",
+        "task-run.tool-call",
         json!({"id": id, "tool": "read_file", "arguments": {"path": "/etc"}}),
     )
     .await;
@@ -487,7 +505,7 @@ async fn a_runner_reports_its_steps_over_nats() {
         "{read}"
     );
     let bad = request(
-        "tool-call",
+        "task-run.tool-call",
         json!({"id": id, "tool": "read_file", "arguments": {"path": 3}}),
     )
     .await;
@@ -497,24 +515,24 @@ async fn a_runner_reports_its_steps_over_nats() {
         "{bad}"
     );
     let wipe = request(
-        "tool-call",
+        "task-run.tool-call",
         json!({"id": id, "tool": "wipe_disk", "arguments": {"path": "/tmp"}}),
     )
     .await;
     assert_eq!(wipe["state"], "awaiting_approval", "{wipe}");
-    let missing = request("approve", json!({"id": id, "reason": "ok"})).await;
+    let missing = request("task-run.approve", json!({"id": id, "reason": "ok"})).await;
     assert_eq!(
         missing["error"]["errors"][0]["field"], "callId",
         "{missing}"
     );
     let approved = request(
-        "approve",
+        "task-run.approve",
         json!({"id": id, "callId": wipe["callId"], "reason": "scratch"}),
     )
     .await;
     assert_eq!(approved["state"], "running", "{approved}");
     let llm = request(
-        "llm-call",
+        "task-run.llm-call",
         json!({"id": id, "provider": "acme", "model": "m1", "inputTokens": 5, "outputTokens": 2}),
     )
     .await;
@@ -523,9 +541,9 @@ async fn a_runner_reports_its_steps_over_nats() {
         (Some(true), &Value::Null),
         "{llm}"
     );
-    let done = request("complete", json!({"id": id, "output": "ok"})).await;
+    let done = request("task-run.complete", json!({"id": id, "output": "ok"})).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    let late = request("log", json!({"id": id, "message": "late"})).await;
+    let late = request("task-run.log", json!({"id": id, "message": "late"})).await;
     assert_eq!(
         (late["ok"].as_bool(), late["error"]["status"].as_u64()),
         (Some(false), Some(409)),

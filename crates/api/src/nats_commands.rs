@@ -49,6 +49,8 @@ const ACTIONS: &[&str] = &[
     "comment.post",
     "comment.edit",
     "comment.delete",
+    "tool.define",
+    "task.create",
     "task-run.create",
     "task-run.llm-call",
     "task-run.tool-call",
@@ -195,6 +197,8 @@ pub fn parse(action: &str, payload: &[u8]) -> Result<(), ApiError> {
     let Envelope { rest, .. } = envelope(payload, String::new())?;
     match action {
         a if a.starts_with("task-run.") => crate::task_run_steps::parse_nats(a, rest)?,
+        "tool.define" => drop(crate::tasks::parse_tool(rest)?),
+        "task.create" => drop(crate::tasks::parse_task(rest)?),
         "alarm.shelve" => drop(alarms::shelve_command(parse_value(rest)?, 0)?),
         "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" => {
             let action = action.strip_prefix("alarm.").unwrap_or_default();
@@ -331,6 +335,17 @@ async fn dispatch(
         a if a.starts_with("task-run.") => {
             let by = caller.actor();
             crate::task_run_steps::nats(state, action, id, check, &ctx, by, rest).await
+        }
+        "tool.define" => {
+            let (name, def) = crate::tasks::parse_tool(rest)?;
+            let r = state.tasks.define_tool(&ctx, &name, def).await?;
+            Ok(done(name, r.version, r.position))
+        }
+        "task.create" => {
+            let def = crate::tasks::parse_task(rest)?;
+            let id = mc_domain::ids::TaskId::from_uuid(uuid::Uuid::now_v7());
+            let r = state.tasks.create_task(&ctx, id, def).await?;
+            Ok(done(id, r.version, r.position))
         }
         "alarm.acknowledge" | "alarm.clear" | "alarm.unshelve" | "alarm.shelve" => {
             let id = alarms::parse_id(&need_id(id)?)?;

@@ -2,7 +2,7 @@
 //! task definitions) and their read models.
 
 use crate::auth::{Caller, Routes};
-use crate::extract::{Body, Fields, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::extract::{parse_value, Body, Fields, QueryParams, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::problem::ApiError;
 use crate::read;
 use crate::respond;
@@ -41,17 +41,12 @@ struct ToolBody {
     schema: Value,
 }
 
-/// Register a tool, or redefine it (a new version; the same definition again changes nothing).
-async fn define_tool(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    headers: HeaderMap,
-    Body(body): Body<ToolBody>,
-) -> Result<Response, ApiError> {
+/// A tool definition from its fields (`POST /tools`, `mc.cmd.tool.define`).
+pub(crate) fn parse_tool(body: Value) -> Result<(ToolName, ToolDef), ApiError> {
+    let body: ToolBody = parse_value(body)?;
     let mut f = Fields::default();
     let name = f.take(ToolName::parse(&body.name, "name"));
-    let def = ToolDef::parse(&body.description, &body.risk, body.schema);
-    let def = match def {
+    let def = match ToolDef::parse(&body.description, &body.risk, body.schema) {
         Ok(d) => Some(d),
         Err(mc_domain::DomainError::Validation(e)) => {
             f.0.extend(e);
@@ -59,7 +54,17 @@ async fn define_tool(
         }
         Err(e) => return Err(mc_commands::CommandError::from(e).into()),
     };
-    let (name, def) = f.finish(|| Some((name?, def?)))?;
+    f.finish(|| Some((name?, def?)))
+}
+
+/// Register a tool, or redefine it (a new version; the same definition again changes nothing).
+async fn define_tool(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
+    let (name, def) = parse_tool(body)?;
     let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,
         Err(replayed) => return Ok(replayed),
@@ -123,20 +128,26 @@ struct TaskBody {
     safe_mutate_approval: Option<String>,
 }
 
-async fn create_task(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    headers: HeaderMap,
-    Body(body): Body<TaskBody>,
-) -> Result<Response, ApiError> {
-    let def = TaskDef::parse(
+/// A task definition from its fields (`POST /tasks`, `mc.cmd.task.create`).
+pub(crate) fn parse_task(body: Value) -> Result<TaskDef, ApiError> {
+    let body: TaskBody = parse_value(body)?;
+    TaskDef::parse(
         &body.title,
         &body.prompt,
         &body.allowed_tools,
         body.safe_mutate_approval.as_deref(),
         body.budget_usd,
     )
-    .map_err(mc_commands::CommandError::from)?;
+    .map_err(|e| mc_commands::CommandError::from(e).into())
+}
+
+async fn create_task(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
+    let def = parse_task(body)?;
     let id = TaskId::from_uuid(uuid::Uuid::now_v7());
     let ctx = match crate::idempotency::begin(&state, &headers, &caller).await? {
         Ok(ctx) => ctx,

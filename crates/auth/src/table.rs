@@ -163,6 +163,8 @@ pub const NATS: &[NatsRule] = &[
     n("alarm.clear", Operator),
     n("alarm.shelve", Operator),
     n("alarm.unshelve", Operator),
+    n("tool.define", Admin),
+    n("task.create", Operator),
     n("task-run.create", Operator),
     n("task-run.llm-call", Operator),
     n("task-run.tool-call", Operator),
