@@ -167,6 +167,22 @@ pub(crate) fn to_value<T: serde::Serialize>(payload: &T) -> Value {
     serde_json::to_value(payload).unwrap_or(Value::Null)
 }
 
+/// Test helper: `event` is stored as `expected` (`{"type", "v", "payload"}`) at this build's
+/// current version, and reads back as itself.
+#[cfg(test)]
+pub(crate) fn assert_round_trip<E: EventSchema + PartialEq + std::fmt::Debug>(
+    event: E,
+    expected: Value,
+) {
+    let (t, v, p) = event.to_stored();
+    assert_eq!(
+        serde_json::json!({"type": t, "v": v, "payload": p}),
+        expected
+    );
+    assert_eq!(current_version(t), Some(v));
+    assert_eq!(E::from_stored(t, v, p).unwrap(), event);
+}
+
 #[cfg(test)]
 mod evolution_tests {
     //! Code at v2 reads events stored at v1: a later build where `agent.removed` gained a

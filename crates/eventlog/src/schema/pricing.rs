@@ -153,10 +153,7 @@ mod tests {
             ),
         ];
         for (event, expected) in cases {
-            let (t, v, p) = event.to_stored();
-            assert_eq!(json!({"type": t, "v": v, "payload": p}), expected);
-            assert_eq!(super::super::current_version(t), Some(v));
-            assert_eq!(PriceEvent::from_stored(t, v, p).unwrap(), event);
+            super::super::assert_round_trip(event, expected);
         }
     }
 }

@@ -435,18 +435,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn round_trip<E: EventSchema + PartialEq + std::fmt::Debug>(event: E, expected: Value) {
-        let (t, v, p) = event.to_stored();
-        assert_eq!(json!({"type": t, "v": v, "payload": p}), expected);
-        assert_eq!(super::super::current_version(t), Some(v));
-        assert_eq!(E::from_stored(t, v, p).unwrap(), event);
-    }
-
     /// Snapshot of the stored form: renaming a variant or field must not change these.
     #[test]
     fn stored_form_is_stable() {
         let id = |n: u128| Uuid::from_u128(n);
-        round_trip(
+        super::super::assert_round_trip(
             ToolEvent::Defined(ToolDef {
                 description: "reads".into(),
                 risk: Risk::ReadOnly,
@@ -582,7 +575,7 @@ mod tests {
             ),
         ];
         for (event, expected) in cases {
-            round_trip(event, expected);
+            super::super::assert_round_trip(event, expected);
         }
     }
 }

@@ -117,17 +117,10 @@ mod tests {
     use mc_domain::task::ToolName;
     use serde_json::json;
 
-    fn round_trip<E: EventSchema + PartialEq + std::fmt::Debug>(event: E, expected: Value) {
-        let (t, v, p) = event.to_stored();
-        assert_eq!(json!({"type": t, "v": v, "payload": p}), expected);
-        assert_eq!(super::super::current_version(t), Some(v));
-        assert_eq!(E::from_stored(t, v, p).unwrap(), event);
-    }
-
     /// Snapshot of the stored form: renaming a variant or field must not change these.
     #[test]
     fn stored_form_is_stable() {
-        round_trip(
+        super::super::assert_round_trip(
             TaskEvent::Created(TaskDef {
                 title: "t".into(),
                 prompt: "p".into(),
@@ -138,11 +131,11 @@ mod tests {
             json!({"type": "task.created", "v": 1, "payload": {"title": "t", "prompt": "p",
                 "allowedTools": ["read"], "safeMutateApproval": "operator", "budgetNanos": 5}}),
         );
-        round_trip(
+        super::super::assert_round_trip(
             TaskEvent::BudgetChanged(Some(Usd::from_nanos(7))),
             json!({"type": "task.budget_changed", "v": 1, "payload": {"budgetNanos": 7}}),
         );
-        round_trip(
+        super::super::assert_round_trip(
             AgentBudgetSet(None),
             json!({"type": "agent_budget.set", "v": 1, "payload": {"budgetNanos": null}}),
         );
