@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod backup;
 pub mod comment;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod mission;
 pub mod spacecraft;

@@ -110,7 +110,16 @@ pub enum AgentCommand {
         reason: Option<String>,
     },
     Remove,
+    /// A heartbeat: an OFFLINE agent is back (IDLE); any other status stays. Heartbeats of a
+    /// live agent decide nothing, so they never reach the log.
+    Heartbeat,
+    /// The liveness sweeper's verdict: neither a heartbeat nor any activity for
+    /// `silent_seconds`. An agent already OFFLINE stays as it is.
+    MarkOffline { silent_seconds: u64 },
 }
+
+/// The reason recorded when a heartbeat brings an OFFLINE agent back.
+pub const HEARTBEAT_REASON: &str = "heartbeat";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
@@ -169,6 +178,21 @@ impl Aggregate for Agent {
             (Self::Active(agent), AgentCommand::Remove) => Ok(vec![AgentEvent::Removed {
                 name: agent.name.clone(),
             }]),
+            (Self::Active(agent), AgentCommand::Heartbeat) => Ok(if agent.status
+                == AgentStatus::Offline
+            {
+                status_change(agent, AgentStatus::Idle, Some(HEARTBEAT_REASON.to_owned()))
+                    .into_iter()
+                    .collect()
+            } else {
+                Vec::new()
+            }),
+            (Self::Active(agent), AgentCommand::MarkOffline { silent_seconds }) => {
+                let reason = format!("no heartbeat or activity for {silent_seconds} s");
+                Ok(status_change(agent, AgentStatus::Offline, Some(reason))
+                    .into_iter()
+                    .collect())
+            }
         }
     }
 

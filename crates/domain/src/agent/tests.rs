@@ -187,3 +187,49 @@ fn root_counts_versions_and_checks() {
         })
     );
 }
+
+fn went(from: AgentStatus, to: AgentStatus) -> AgentEvent {
+    AgentEvent::StatusChanged {
+        from,
+        to,
+        reason: None,
+    }
+}
+
+#[test]
+fn a_heartbeat_brings_back_only_an_offline_agent() {
+    let offline = [registered("a"), went(AgentStatus::Idle, AgentStatus::Offline)];
+    assert_eq!(
+        given_when(&offline, AgentCommand::Heartbeat).unwrap(),
+        vec![AgentEvent::StatusChanged {
+            from: AgentStatus::Offline,
+            to: AgentStatus::Idle,
+            reason: Some(HEARTBEAT_REASON.into()),
+        }]
+    );
+    for status in [AgentStatus::Idle, AgentStatus::Busy, AgentStatus::Error] {
+        let history = [registered("a"), went(AgentStatus::Idle, status)];
+        assert!(given_when(&history, AgentCommand::Heartbeat).unwrap().is_empty());
+    }
+    assert!(matches!(
+        given_when(&[], AgentCommand::Heartbeat),
+        Err(DomainError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn marking_offline_records_the_silence_once() {
+    let busy = [registered("a"), went(AgentStatus::Idle, AgentStatus::Busy)];
+    assert_eq!(
+        given_when(&busy, AgentCommand::MarkOffline { silent_seconds: 90 }).unwrap(),
+        vec![AgentEvent::StatusChanged {
+            from: AgentStatus::Busy,
+            to: AgentStatus::Offline,
+            reason: Some("no heartbeat or activity for 90 s".into()),
+        }]
+    );
+    let offline = [registered("a"), went(AgentStatus::Idle, AgentStatus::Offline)];
+    assert!(given_when(&offline, AgentCommand::MarkOffline { silent_seconds: 90 })
+        .unwrap()
+        .is_empty());
+}

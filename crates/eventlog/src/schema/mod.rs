@@ -8,6 +8,7 @@ mod agent;
 mod alarm;
 mod backup;
 mod comment;
+mod fleet;
 mod mission;
 mod pricing;
 mod spacecraft;
@@ -76,6 +77,7 @@ impl Registry<'static> {
             task::VERSIONS,
             pricing::VERSIONS,
             task_def::VERSIONS,
+            fleet::VERSIONS,
         ],
         upcasters: &[
             agent::UPCASTERS,
@@ -88,6 +90,7 @@ impl Registry<'static> {
             task::UPCASTERS,
             pricing::UPCASTERS,
             task_def::UPCASTERS,
+            fleet::UPCASTERS,
         ],
     };
 }

@@ -20,9 +20,10 @@ struct RegisteredV1 {
     metadata: Map<String, Value>,
 }
 
+/// One parameter's limits in stored form (shared with the `fleet` limits).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct LimitsV1 {
+pub(super) struct LimitsV1 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     warn_low: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +60,46 @@ pub fn limits_from_stored(parameters: Value) -> Result<LimitsConfig, SchemaError
     }
 }
 
+pub(super) fn limits_to_stored(limits: &LimitsConfig) -> BTreeMap<String, LimitsV1> {
+    limits
+        .parameters()
+        .iter()
+        .map(|(k, l)| {
+            let v1 = LimitsV1 {
+                warn_low: l.warn_low,
+                warn_high: l.warn_high,
+                crit_low: l.crit_low,
+                crit_high: l.crit_high,
+                persistence: l.persistence,
+                hysteresis: l.hysteresis,
+                stale_after: l.stale_after,
+                allowed_values: l.allowed_values.clone(),
+            };
+            (k.clone(), v1)
+        })
+        .collect()
+}
+
+pub(super) fn limits_from_v1(parameters: BTreeMap<String, LimitsV1>) -> LimitsConfig {
+    let map = parameters
+        .into_iter()
+        .map(|(k, l)| {
+            let limits = ParameterLimits {
+                warn_low: l.warn_low,
+                warn_high: l.warn_high,
+                crit_low: l.crit_low,
+                crit_high: l.crit_high,
+                persistence: l.persistence,
+                hysteresis: l.hysteresis,
+                stale_after: l.stale_after,
+                allowed_values: l.allowed_values,
+            };
+            (k, limits)
+        })
+        .collect();
+    LimitsConfig::from_map(map)
+}
+
 impl EventSchema for SpacecraftEvent {
     fn to_stored(&self) -> (&'static str, u32, Value) {
         match self {
@@ -75,25 +116,7 @@ impl EventSchema for SpacecraftEvent {
                 limits,
                 effective_at,
             } => {
-                let parameters = limits
-                    .parameters()
-                    .iter()
-                    .map(|(k, l)| {
-                        (
-                            k.clone(),
-                            LimitsV1 {
-                                warn_low: l.warn_low,
-                                warn_high: l.warn_high,
-                                crit_low: l.crit_low,
-                                crit_high: l.crit_high,
-                                persistence: l.persistence,
-                                hysteresis: l.hysteresis,
-                                stale_after: l.stale_after,
-                                allowed_values: l.allowed_values.clone(),
-                            },
-                        )
-                    })
-                    .collect();
+                let parameters = limits_to_stored(limits);
                 (
                     LIMITS_CONFIGURED,
                     1,
@@ -118,27 +141,8 @@ impl EventSchema for SpacecraftEvent {
             }
             LIMITS_CONFIGURED => {
                 let p: LimitsConfiguredV1 = payload(event_type, value)?;
-                let map = p
-                    .parameters
-                    .into_iter()
-                    .map(|(k, l)| {
-                        (
-                            k,
-                            ParameterLimits {
-                                warn_low: l.warn_low,
-                                warn_high: l.warn_high,
-                                crit_low: l.crit_low,
-                                crit_high: l.crit_high,
-                                persistence: l.persistence,
-                                hysteresis: l.hysteresis,
-                                stale_after: l.stale_after,
-                                allowed_values: l.allowed_values,
-                            },
-                        )
-                    })
-                    .collect();
                 Self::LimitsConfigured {
-                    limits: LimitsConfig::from_map(map),
+                    limits: limits_from_v1(p.parameters),
                     effective_at: p.effective_at,
                 }
             }
