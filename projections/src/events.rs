@@ -91,6 +91,15 @@ pub struct EventRow {
 }
 
 fn select(filter: &Filter, after: Option<Cursor>, limit: i64) -> QueryBuilder<'static, Postgres> {
+    select_ordered(filter, after, limit, "position, event_index")
+}
+
+fn select_ordered(
+    filter: &Filter,
+    after: Option<Cursor>,
+    limit: i64,
+    order: &str,
+) -> QueryBuilder<'static, Postgres> {
     let mut q = QueryBuilder::new(
         "SELECT position, event_index, event_id, aggregate_type, aggregate_id, \
          aggregate_version, event_type, schema_version, occurred_at, recorded_at, \
@@ -133,7 +142,7 @@ fn select(filter: &Filter, after: Option<Cursor>, limit: i64) -> QueryBuilder<'s
             .push_bind(c.event_index)
             .push(")");
     }
-    q.push(" ORDER BY position, event_index LIMIT ")
+    q.push(" ORDER BY ").push(order).push(" LIMIT ")
         .push_bind(limit);
     q
 }
@@ -146,6 +155,14 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
     select(filter, after, limit)
+        .build_query_as::<EventRow>()
+        .fetch_all(pool)
+        .await
+}
+
+/// The `limit` latest events, newest first.
+pub async fn latest(pool: &PgPool, limit: i64) -> Result<Vec<EventRow>, sqlx::Error> {
+    select_ordered(&Filter::default(), None, limit, "position DESC, event_index DESC")
         .build_query_as::<EventRow>()
         .fetch_all(pool)
         .await

@@ -112,6 +112,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "budgets",
         include_str!("../../migrations/0017_budgets.sql"),
     ),
+    (
+        18,
+        "fleet metrics",
+        include_str!("../../migrations/0018_fleet.sql"),
+    ),
 ];
 
 /// The embedded migrations of `migrations/` (kept in this list in order).

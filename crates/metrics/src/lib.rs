@@ -93,6 +93,49 @@ pub fn observe(name: &'static str, help: &'static str, pairs: &[(&str, &str)], e
     });
 }
 
+/// A histogram summed over its labels: how many, their mean, and the bucket bounds under
+/// which 50 % and 99 % of them fall (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// The [`Summary`] of histogram `name` so far; `None` before its first observation.
+pub fn summary(name: &str) -> Option<Summary> {
+    let r = registry().lock().ok()?;
+    let mut total = Histogram::default();
+    for ((n, _), h) in &r.histograms {
+        if *n == name {
+            total.count += h.count;
+            total.sum += h.sum;
+            for (t, c) in total.counts.iter_mut().zip(h.counts) {
+                *t += c;
+            }
+        }
+    }
+    if total.count == 0 {
+        return None;
+    }
+    // Bucket counts are cumulative; past the last bound, say the last bound.
+    let bound = |q: f64| {
+        let needed = (q * total.count as f64).ceil() as u64;
+        BUCKETS
+            .iter()
+            .zip(total.counts)
+            .find(|(_, c)| *c >= needed)
+            .map_or(BUCKETS[BUCKETS.len() - 1], |(b, _)| *b)
+    };
+    Some(Summary {
+        count: total.count,
+        mean: total.sum / total.count as f64,
+        p50: bound(0.5),
+        p99: bound(0.99),
+    })
+}
+
 /// Everything recorded so far, in the Prometheus text format.
 pub fn render() -> String {
     let mut out = String::new();

@@ -139,28 +139,15 @@ impl AnomalySink {
             parameter: p.parameter.clone(),
             kind: AlarmKind::Limit,
         };
-        let id = AlarmId::for_key(&key);
-        let cmd = match p.transition {
-            Transition::Raise(severity) | Transition::Escalate(severity) => AlarmCommand::Raise {
-                key,
-                severity,
-                value: p.value.clone(),
-                sample_time_ms: p.sample_time_ms,
-                ordinal: p.ordinal,
-            },
-            Transition::ReturnToNormal => AlarmCommand::ReturnToNormal {
-                value: p.value.clone(),
-                sample_time_ms: p.sample_time_ms,
-                ordinal: p.ordinal,
-            },
-        };
-        let command_id = Uuid::new_v5(
-            &COMMANDS,
-            format!("{}/{}/{}", p.ordinal, p.spacecraft, p.parameter).as_bytes(),
-        );
-        let ctx = CommandContext::new("anomaly-processor", Some(command_id));
         self.alarms
-            .execute(&ctx, id, Check::Any, cmd)
+            .judge(
+                "anomaly-processor",
+                key,
+                p.transition,
+                p.value.clone(),
+                p.sample_time_ms,
+                p.ordinal,
+            )
             .await
             .map_err(|e| {
                 format!(
