@@ -42,6 +42,11 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
             ..Default::default()
         },
         sweepers: true,
+        // Agents in a test are silent for its whole length: only the liveness test shortens this.
+        liveness: mc_fleet::LivenessConfig {
+            offline_after: Duration::from_secs(3600),
+            ..Default::default()
+        },
         database_url,
         migrator_database_url: None,
         http_addr,

@@ -63,6 +63,9 @@ pub fn all_projections(agents: &AgentService) -> Vec<Arc<dyn mc_projection::Proj
     all.push(Arc::new(mc_processes::AgentStatusManager::new(
         agents.clone(),
     )));
+    all.push(Arc::new(mc_fleet::FleetProjection::new(AlarmService::new(
+        agents.handler().clone(),
+    ))));
     all
 }
 
@@ -202,6 +205,7 @@ impl Application {
             mc_commands::BackupLog::new(Handler::new(log.clone())),
         )
         .await?;
+        let liveness = mc_fleet::Liveness::new(pool.clone(), agents.clone(), config.liveness);
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,
@@ -217,6 +221,7 @@ impl Application {
             tasks,
             auth,
             relay,
+            liveness,
             backups,
             telemetry: config.telemetry,
             telemetry_registry,
@@ -523,6 +528,13 @@ async fn boot(
     } else {
         Vec::new()
     };
+    let liveness = tokio::spawn(
+        state
+            .liveness
+            .clone()
+            .run(cancel.clone(), config.run_projectors && config.sweepers),
+    );
+    let ticker = tokio::spawn(crate::fleet::tick(state.clone(), cancel.clone()));
     projectors
         .into_iter()
         .map(|p| {
@@ -539,6 +551,6 @@ async fn boot(
                 .map(|t| tokio::spawn(t.run(cancel.clone()))),
         )
         .chain(sweepers)
-        .chain(std::iter::once(commands))
+        .chain([commands, liveness, ticker])
         .collect()
 }

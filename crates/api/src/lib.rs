@@ -13,6 +13,7 @@ mod backups;
 mod comments;
 pub mod edges;
 pub mod extract;
+mod fleet;
 mod health;
 pub mod idempotency;
 mod live;
@@ -57,6 +58,7 @@ fn routes() -> (Routes, Routes) {
         tasks::routes,
         task_runs::routes,
         usage::routes,
+        fleet::routes,
         live::routes,
     ]
     .into_iter()

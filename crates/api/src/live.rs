@@ -360,12 +360,7 @@ pub(crate) async fn sse(
                                 }
                                 let id = format!("{}-{}", seen[&StreamKind::Events], seen[&StreamKind::Telemetry]);
                                 // The frame's `type`, known from its stream without decoding it.
-                                let kind = match frame.stream {
-                                    Some(StreamKind::Events) => "event",
-                                    Some(StreamKind::Telemetry) => "telemetry",
-                                    None => "lagged",
-                                };
-                                let event = Event::default().id(id).event(kind).data(frame.text.as_ref());
+                                let event = Event::default().id(id).event(frame.kind).data(frame.text.as_ref());
                                 Some((Ok::<_, std::convert::Infallible>(event), (client, seen, revocations, state, caller, false)))
                             }
                             Some(Outgoing::Close { code, reason }) => {

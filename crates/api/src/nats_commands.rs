@@ -39,6 +39,7 @@ const ACTIONS: &[&str] = &[
     "agent.update",
     "agent.change-status",
     "agent.remove",
+    "agent.heartbeat",
     "mission.create",
     "mission.update",
     "mission.change-status",
@@ -209,7 +210,9 @@ pub fn parse(action: &str, payload: &[u8]) -> Result<(), ApiError> {
         "mission.create" => drop(missions::parse_create(parse_value(rest)?)?),
         "comment.post" => drop(comments::parse_create(parse_value(rest)?)?),
         "comment.edit" => drop(comments::parse_edit(parse_value(rest)?)?),
-        "agent.remove" | "mission.delete" | "comment.delete" => only(&rest, &[])?,
+        "agent.remove" | "agent.heartbeat" | "mission.delete" | "comment.delete" => {
+            only(&rest, &[])?;
+        }
         _ => drop(missions::parse_change(parse_value(rest)?)?),
     }
     Ok(())
@@ -383,6 +386,14 @@ async fn dispatch(
                 _ => state.agents.update(&ctx, id, check, update).await?,
             };
             Ok(done(id, r.version, r.position))
+        }
+        "agent.heartbeat" => {
+            only(&rest, &[])?;
+            let id =
+                AgentId::parse(&need_id(id)?, "id").map_err(|e| ApiError::Validation(vec![e]))?;
+            let mut body = crate::fleet::beat(state, &ctx.actor, id).await?;
+            body["ok"] = json!(true);
+            Ok(body)
         }
         "agent.remove" => {
             only(&rest, &[])?;

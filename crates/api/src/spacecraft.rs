@@ -50,6 +50,21 @@ pub struct LimitsBody {
     pub allowed_values: Option<Vec<String>>,
 }
 
+impl LimitsBody {
+    pub fn raw(self) -> RawLimits {
+        RawLimits {
+            warn_low: self.warn_low,
+            warn_high: self.warn_high,
+            crit_low: self.crit_low,
+            crit_high: self.crit_high,
+            persistence: self.persistence,
+            hysteresis: self.hysteresis,
+            stale_after: self.stale_after,
+            allowed_values: self.allowed_values,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigBody {
@@ -81,21 +96,7 @@ pub fn parse_config(body: ConfigBody) -> Result<(LimitsConfig, DateTime<Utc>), A
     let raw = body
         .parameters
         .into_iter()
-        .map(|(k, l)| {
-            (
-                k,
-                RawLimits {
-                    warn_low: l.warn_low,
-                    warn_high: l.warn_high,
-                    crit_low: l.crit_low,
-                    crit_high: l.crit_high,
-                    persistence: l.persistence,
-                    hysteresis: l.hysteresis,
-                    stale_after: l.stale_after,
-                    allowed_values: l.allowed_values,
-                },
-            )
-        })
+        .map(|(k, l)| (k, l.raw()))
         .collect();
     let limits = f.take_all(LimitsConfig::parse(raw));
     let effective_at = match &body.effective_at {

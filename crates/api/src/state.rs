@@ -48,8 +48,11 @@ pub struct Config {
     pub auth: mc_auth::AuthConfig,
     /// Where backups go, their schedule and retention, and where restores go.
     pub backups: BackupSettings,
-    /// Run the wall-clock sweepers (staleness alarms, shelve expiry) with the projectors.
+    /// Run the wall-clock sweepers (staleness alarms, shelve expiry, agent liveness) with the
+    /// projectors.
     pub sweepers: bool,
+    /// When a silent agent is marked OFFLINE, and how often that is checked.
+    pub liveness: mc_fleet::LivenessConfig,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             auth: mc_auth::AuthConfig::default(),
             backups: BackupSettings::default(),
             sweepers: true,
+            liveness: mc_fleet::LivenessConfig::default(),
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct Inner {
     pub auth: Arc<mc_auth::Authenticator>,
     /// The live relay: one consumer per stream fanning out to WebSocket and SSE clients.
     pub relay: mc_relay::Hub,
+    /// Heartbeats and the OFFLINE sweeper.
+    pub liveness: mc_fleet::Liveness,
     /// Backup jobs, the listing, verification and restores.
     pub backups: mc_backup::BackupService,
     pub telemetry: mc_telemetry::TelemetryConfig,

@@ -181,6 +181,13 @@ struct ServeArgs {
     /// longer than this many seconds and has not advanced for as long (stuck, not only slow).
     #[arg(long, env = "MC_READY_STALL_SECONDS", default_value_t = 60)]
     ready_stall_seconds: u64,
+    /// An agent with neither a heartbeat nor any activity for this many seconds is marked
+    /// OFFLINE (an event); its next heartbeat brings it back.
+    #[arg(long, env = "MC_AGENT_OFFLINE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    agent_offline_seconds: u64,
+    /// How often the liveness sweeper looks for silent agents.
+    #[arg(long, env = "MC_AGENT_SWEEP_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    agent_sweep_seconds: u64,
     /// Telemetry from a spacecraft nobody registered: `register` it (name = id) or `reject`
     /// it (to the dead-letter stream over NATS, 422 over HTTP).
     #[arg(long, env = "MC_TELEMETRY_UNKNOWN_SPACECRAFT", default_value = "register", value_parser = mc_telemetry::UnknownSpacecraft::parse)]
@@ -272,6 +279,10 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
         auth: args.auth.config()?,
         backups: args.backups.settings(),
         sweepers: true,
+        liveness: mc_fleet::LivenessConfig {
+            offline_after: Duration::from_secs(args.agent_offline_seconds),
+            sweep_every: Duration::from_secs(args.agent_sweep_seconds),
+        },
         database_url: args.db.database_url,
         migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,

@@ -17,3 +17,31 @@ pub mod read;
 
 pub use liveness::{Liveness, LivenessConfig};
 pub use projection::FleetProjection;
+
+use mc_commands::{CommandContext, CommandError, Executed, Handler};
+use mc_domain::fleet::{Fleet, FleetCommand, FleetLimits, FLEET_ID};
+use mc_domain::Check;
+
+/// Set the limits on fleet metrics (the same limits again append nothing).
+pub async fn configure_limits(
+    handler: &Handler,
+    ctx: &CommandContext,
+    check: Check,
+    limits: FleetLimits,
+) -> Result<Executed<Fleet>, CommandError> {
+    handler
+        .execute::<Fleet>(ctx, FLEET_ID, check, &FleetCommand::ConfigureLimits(limits))
+        .await
+}
+
+/// The limits in force as the read model has them, in their stored form
+/// (`{"agent": {…}, "system": {…}}`).
+pub async fn limits(pool: &sqlx::PgPool) -> Result<serde_json::Value, sqlx::Error> {
+    let stored: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT limits FROM fleet_system WHERE id = 1")
+            .fetch_optional(pool)
+            .await?;
+    Ok(stored
+        .filter(|v| v.get("agent").is_some())
+        .unwrap_or_else(|| serde_json::json!({"agent": {}, "system": {}})))
+}

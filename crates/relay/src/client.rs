@@ -115,6 +115,20 @@ impl ClientShared {
         outcomes
     }
 
+    /// Queue a `metrics` frame if the client follows `topic`.
+    pub fn deliver_metrics(&self, topic: &Topic, text: &Arc<str>) -> Pushed {
+        let mut st = self.lock();
+        if !st.topics.contains(topic) {
+            return Pushed::Ignored;
+        }
+        let pushed = st.queue.push_metrics(text.clone());
+        drop(st);
+        if pushed == Pushed::Queued {
+            self.readable.notify_one();
+        }
+        pushed
+    }
+
     pub fn close(&self, code: u16, reason: String) {
         self.lock().queue.close(code, reason);
         self.readable.notify_one();

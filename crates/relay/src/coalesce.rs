@@ -93,6 +93,7 @@ impl Coalesced {
 
     pub fn frame(&self) -> Frame {
         Frame {
+            kind: "telemetry",
             stream: Some(StreamKind::Telemetry),
             position: self.position,
             text: telemetry_text(&self.topic, self.position, &self.data()),

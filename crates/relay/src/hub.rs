@@ -119,6 +119,11 @@ impl Hub {
         })
     }
 
+    /// Send a `metrics` snapshot to the clients following `topic` (see [`HubInner::announce`]).
+    pub fn announce(&self, topic: &Topic, data: &serde_json::Value) {
+        self.inner.announce(topic, data);
+    }
+
     pub fn stats(&self) -> Stats {
         Stats {
             clients: self.inner.clients.load(Ordering::Relaxed),
@@ -218,6 +223,20 @@ impl HubInner {
     }
 
     /// Deliver one message's frames to every subscribed client, then advance the position.
+    /// Send `{"type":"metrics","topic":<topic>,"data":<data>}` to the clients following `topic`
+    /// now: a snapshot with no position, not replayed, dropped for a client with no room.
+    fn announce(&self, topic: &Topic, data: &serde_json::Value) {
+        let text: Arc<str> = serde_json::json!({"type": "metrics", "topic": topic.to_string(), "data": data})
+            .to_string()
+            .into();
+        let index = self.read_index();
+        if let Some(clients) = index.get(topic) {
+            for client in clients.values() {
+                client.deliver_metrics(topic, &text);
+            }
+        }
+    }
+
     fn fan_out(&self, stream: StreamKind, position: u64, frames: &[Routed]) {
         let index = self.read_index();
         for r in frames {

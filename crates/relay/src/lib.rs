@@ -167,8 +167,10 @@ impl Default for Limits {
 /// One frame to write to a client: serialized JSON text, shared by every client it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    /// The stream of the frame's position; `None` for a `lagged` frame.
+    /// The stream of the frame's position; `None` for a `lagged` or `metrics` frame.
     pub stream: Option<StreamKind>,
+    /// The frame's `type`: `event`, `telemetry`, `lagged` or `metrics`.
+    pub kind: &'static str,
     /// Stream sequence (0 for a `lagged` frame).
     pub position: u64,
     pub text: Arc<str>,

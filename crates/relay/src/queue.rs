@@ -7,6 +7,7 @@ use crate::route::Routed;
 use crate::topic::Topic;
 use crate::{Frame, Outgoing, StreamKind, CLOSE_TOO_FAR_BEHIND};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +145,10 @@ impl ClientQueue {
             self.events_queued += 1;
         }
         self.items.push_back(Frame {
+            kind: match r.stream {
+                StreamKind::Events => "event",
+                StreamKind::Telemetry => "telemetry",
+            },
             stream: Some(r.stream),
             position: r.position,
             text: r.text.clone(),
@@ -197,6 +202,24 @@ impl ClientQueue {
         }
     }
 
+    /// A `metrics` frame (a snapshot with no stream position): queued if there is room, else
+    /// dropped, as the next snapshot supersedes it.
+    pub fn push_metrics(&mut self, text: Arc<str>) -> Pushed {
+        if self.is_closed() {
+            return Pushed::Ignored;
+        }
+        if self.items.len() >= self.capacity {
+            return Pushed::Coalesced { dropped: true };
+        }
+        self.items.push_back(Frame {
+            kind: "metrics",
+            stream: None,
+            position: 0,
+            text,
+        });
+        Pushed::Queued
+    }
+
     /// A replayed frame: queued whatever the room (the replay waits for [`Self::has_room`]).
     pub fn push_replay(&mut self, r: &Routed) -> Pushed {
         if self.is_closed() {
@@ -213,6 +236,7 @@ impl ClientQueue {
     fn flush(&mut self) {
         if self.dropped > 0 {
             self.items.push_back(Frame {
+                kind: "lagged",
                 stream: None,
                 position: 0,
                 text: format!("{{\"type\":\"lagged\",\"dropped\":{}}}", self.dropped).into(),

@@ -9,20 +9,15 @@
 
 use crate::judge::{Judge, Pending};
 use crate::Message;
-use mc_commands::{AlarmService, CommandContext};
-use mc_domain::alarm::{AlarmCommand, AlarmKey, AlarmKind};
-use mc_domain::ids::AlarmId;
+use mc_commands::AlarmService;
+use mc_domain::alarm::{AlarmKey, AlarmKind};
 use mc_domain::spacecraft::SpacecraftId;
 use mc_domain::telemetry::{LimitsHistory, ParamState, Severity, Transition};
-use mc_domain::Check;
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 const TRANSITIONS: &str = "mc_alarm_transitions_total";
 const TRANSITIONS_HELP: &str = "Alarm transitions decided by the anomaly processor.";
-/// Namespace of the deterministic command ids of processor transitions.
-const COMMANDS: Uuid = Uuid::from_u128(0x6d63_616e_6f6d_616c_7974_7261_6e73_0001);
 
 pub struct AnomalySink {
     pool: PgPool,
