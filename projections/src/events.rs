@@ -142,7 +142,9 @@ fn select_ordered(
             .push_bind(c.event_index)
             .push(")");
     }
-    q.push(" ORDER BY ").push(order).push(" LIMIT ")
+    q.push(" ORDER BY ")
+        .push(order)
+        .push(" LIMIT ")
         .push_bind(limit);
     q
 }
@@ -162,10 +164,15 @@ pub async fn page(
 
 /// The `limit` latest events, newest first.
 pub async fn latest(pool: &PgPool, limit: i64) -> Result<Vec<EventRow>, sqlx::Error> {
-    select_ordered(&Filter::default(), None, limit, "position DESC, event_index DESC")
-        .build_query_as::<EventRow>()
-        .fetch_all(pool)
-        .await
+    select_ordered(
+        &Filter::default(),
+        None,
+        limit,
+        "position DESC, event_index DESC",
+    )
+    .build_query_as::<EventRow>()
+    .fetch_all(pool)
+    .await
 }
 
 /// Every matching event after `after` (at most `limit` when given), in archive order, fetched

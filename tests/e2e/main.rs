@@ -11,6 +11,7 @@ mod backup_http;
 mod budgets;
 mod comments;
 mod concurrency;
+mod fleet;
 mod helpers;
 mod hostile_input;
 mod http_edges;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 impl TestApp {
     /// Poll the agent until its status is `want` (10 s at most).
-    async fn wait_agent_status(&self, agent: &str, want: &str) {
+    pub(crate) async fn wait_agent_status(&self, agent: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (_, a) = self.get_json(&format!("/agents/{agent}")).await;
@@ -25,7 +25,7 @@ impl TestApp {
         }
     }
 
-    async fn set_mission_status(&self, mission: &str, status: &str) -> u64 {
+    pub(crate) async fn set_mission_status(&self, mission: &str, status: &str) -> u64 {
         let (s, r) = self
             .patch(&format!("/missions/{mission}"), json!({"status": status}))
             .await;

@@ -77,7 +77,8 @@ async fn projections_report_positions_lag_and_metrics() {
             "alarms",
             "tasks",
             "usage",
-            "agent-status-manager"
+            "agent-status-manager",
+            "fleet"
         ]
     );
     let agents = projection(&app, "agents").await;

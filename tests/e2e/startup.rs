@@ -253,10 +253,10 @@ async fn project_role_and_api_only_role_split_the_work() {
         .clone();
     assert_eq!(agents["state"], "elsewhere");
     assert!(agents["position"].as_u64().unwrap() >= pos, "{agents}");
-    // Every read model and the agent-status process manager.
+    // Every read model, the agent-status process manager and the fleet metrics.
     assert_eq!(
         body["projections"].as_array().unwrap().len(),
-        mc_projections::all().len() + 1
+        mc_projections::all().len() + 2
     );
     shutdown.cancel();
     server.await.unwrap().unwrap();

@@ -44,16 +44,12 @@ fn now_ms() -> i64 {
 
 /// A heartbeat: 200 `{id, status, at}`; an OFFLINE agent comes back (IDLE) and the answer
 /// carries the event's `version` and `position`. Nothing else reaches the log.
-pub(crate) async fn beat(
-    state: &AppState,
-    actor: &str,
-    id: AgentId,
-) -> Result<Value, ApiError> {
+pub(crate) async fn beat(state: &AppState, actor: &str, id: AgentId) -> Result<Value, ApiError> {
     let ctx = CommandContext::new(actor, None);
     let at = now_ms();
     let beat = state.liveness.heartbeat(&ctx, id, at).await?;
     let mut body = json!({"id": id.to_string(), "status": beat.status.as_str(),
-        "at": mc_fleet::projection::time(at)});
+        "at": mc_fleet::time(at)});
     if let Some(done) = beat.revived {
         body["version"] = json!(done.version);
         body["position"] = json!(done.position);
@@ -250,7 +246,12 @@ pub(crate) async fn tick(state: AppState, cancel: tokio_util::sync::Cancellation
 fn publish_gauges(m: &Value) {
     let n = |k: &str| m.get(k).and_then(Value::as_f64);
     if let Some(v) = n("healthScore") {
-        mc_metrics::gauge("mc_fleet_health_score", "fleet health score (0-100, see README)", &[], v);
+        mc_metrics::gauge(
+            "mc_fleet_health_score",
+            "fleet health score (0-100, see README)",
+            &[],
+            v,
+        );
     }
     for (status, key) in [
         ("BUSY", "agentsActive"),
@@ -259,7 +260,12 @@ fn publish_gauges(m: &Value) {
         ("ERROR", "agentsError"),
     ] {
         if let Some(v) = n(key) {
-            mc_metrics::gauge("mc_fleet_agents", "registered agents by status", &[("status", status)], v);
+            mc_metrics::gauge(
+                "mc_fleet_agents",
+                "registered agents by status",
+                &[("status", status)],
+                v,
+            );
         }
     }
     for (state, key) in [
@@ -268,7 +274,12 @@ fn publish_gauges(m: &Value) {
         ("failed", "tasksFailed"),
     ] {
         if let Some(v) = n(key) {
-            mc_metrics::gauge("mc_fleet_task_runs", "task runs by state", &[("state", state)], v);
+            mc_metrics::gauge(
+                "mc_fleet_task_runs",
+                "task runs by state",
+                &[("state", state)],
+                v,
+            );
         }
     }
     if let Some(v) = n("successRate") {
@@ -280,6 +291,11 @@ fn publish_gauges(m: &Value) {
         );
     }
     if let Some(v) = n("eventsPerMinute") {
-        mc_metrics::gauge("mc_fleet_events_per_minute", "events appended per minute (last 5 minutes)", &[], v);
+        mc_metrics::gauge(
+            "mc_fleet_events_per_minute",
+            "events appended per minute (last 5 minutes)",
+            &[],
+            v,
+        );
     }
 }

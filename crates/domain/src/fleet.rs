@@ -174,7 +174,11 @@ mod tests {
         let mut stale = raw(1.0);
         stale.stale_after = Some(5);
         let errors = FleetLimits::parse(
-            [("cpu".to_owned(), raw(1.0)), ("errorRate".to_owned(), stale)].into(),
+            [
+                ("cpu".to_owned(), raw(1.0)),
+                ("errorRate".to_owned(), stale),
+            ]
+            .into(),
             BTreeMap::new(),
         )
         .unwrap_err();
@@ -182,9 +186,8 @@ mod tests {
         assert_eq!(fields, ["agent.cpu", "agent.errorRate.staleAfter"]);
         let mut bad = raw(0.9);
         bad.crit_low = Some(0.95);
-        let errors =
-            FleetLimits::parse(BTreeMap::new(), [("successRate".to_owned(), bad)].into())
-                .unwrap_err();
+        let errors = FleetLimits::parse(BTreeMap::new(), [("successRate".to_owned(), bad)].into())
+            .unwrap_err();
         assert_eq!(errors[0].field, "system.successRate.warnLow");
     }
 }

@@ -14,9 +14,12 @@ pub mod liveness;
 pub mod metrics;
 pub mod projection;
 pub mod read;
+pub mod rows;
+mod store;
 
 pub use liveness::{Liveness, LivenessConfig};
 pub use projection::FleetProjection;
+pub use store::time;
 
 use mc_commands::{CommandContext, CommandError, Executed, Handler};
 use mc_domain::fleet::{Fleet, FleetCommand, FleetLimits, FLEET_ID};

@@ -107,7 +107,11 @@ impl Liveness {
                     .await?;
                 match root.state().data() {
                     Some(a) => a.status,
-                    None => return Err(CommandError::Domain(DomainError::NotFound { aggregate: "agent" })),
+                    None => {
+                        return Err(CommandError::Domain(DomainError::NotFound {
+                            aggregate: "agent",
+                        }))
+                    }
                 }
             }
         };
@@ -142,8 +146,10 @@ impl Liveness {
         if batch.is_empty() {
             return Ok(0);
         }
-        let (ids, at): (Vec<Uuid>, Vec<f64>) =
-            batch.iter().map(|(id, ms)| (*id, *ms as f64 / 1000.0)).unzip();
+        let (ids, at): (Vec<Uuid>, Vec<f64>) = batch
+            .iter()
+            .map(|(id, ms)| (*id, *ms as f64 / 1000.0))
+            .unzip();
         let written = sqlx::query(
             "INSERT INTO agent_heartbeats (agent_id, at) \
              SELECT id, to_timestamp(t) FROM UNNEST($1::uuid[], $2::float8[]) AS b(id, t) \
@@ -225,7 +231,9 @@ impl Liveness {
             since_sweep += FLUSH_EVERY;
             let outcome = if sweep && since_sweep >= self.inner.config.sweep_every {
                 since_sweep = Duration::ZERO;
-                self.sweep(chrono::Utc::now().timestamp_millis()).await.map(drop)
+                self.sweep(chrono::Utc::now().timestamp_millis())
+                    .await
+                    .map(drop)
             } else {
                 self.flush().await.map(drop).map_err(|e| e.to_string())
             };

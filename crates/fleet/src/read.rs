@@ -3,7 +3,7 @@
 
 use crate::fold::{Fold, MINUTE_MS};
 use crate::metrics::AgentMetrics;
-use crate::projection::{load_agents, load_system, time};
+use crate::store::{load_agents, load_system, time};
 use mc_domain::agent::AgentStatus;
 use mc_projection::ApplyError;
 use serde_json::{json, Value};
@@ -38,9 +38,17 @@ fn seconds(ms: i64) -> f64 {
 
 /// One agent's metrics now, or `None` for an agent the read model does not know (or removed).
 /// Work and idle time include the current stretch up to `now_ms`.
-pub async fn agent_metrics(pool: &PgPool, id: Uuid, now_ms: i64) -> Result<Option<Value>, ReadError> {
+pub async fn agent_metrics(
+    pool: &PgPool,
+    id: Uuid,
+    now_ms: i64,
+) -> Result<Option<Value>, ReadError> {
     let mut conn = pool.acquire().await?;
-    let Some(row) = load_agents(&mut conn, &[id]).await?.remove(&id).filter(|r| !r.removed) else {
+    let Some(row) = load_agents(&mut conn, &[id])
+        .await?
+        .remove(&id)
+        .filter(|r| !r.removed)
+    else {
         return Ok(None);
     };
     let heartbeat: Option<chrono::DateTime<chrono::Utc>> =
@@ -49,12 +57,20 @@ pub async fn agent_metrics(pool: &PgPool, id: Uuid, now_ms: i64) -> Result<Optio
             .fetch_optional(&mut *conn)
             .await?;
     let stretch = (now_ms - row.status_since).max(0);
-    let work = row.work_ms + if row.status == AgentStatus::Busy { stretch } else { 0 };
-    let idle = row.idle_ms + if row.status == AgentStatus::Idle { stretch } else { 0 };
+    let work = row.work_ms
+        + if row.status == AgentStatus::Busy {
+            stretch
+        } else {
+            0
+        };
+    let idle = row.idle_ms
+        + if row.status == AgentStatus::Idle {
+            stretch
+        } else {
+            0
+        };
     let m = AgentMetrics::of(&row);
-    let tally = |t: &crate::fold::Tally| {
-        json!({"completed": t.completed, "failed": t.failed, "inProgress": t.in_progress})
-    };
+    let tally = |t: &crate::fold::Tally| json!({"completed": t.completed, "failed": t.failed, "inProgress": t.in_progress});
     Ok(Some(json!({
         "agentId": id,
         "name": row.name,
@@ -73,6 +89,9 @@ pub async fn agent_metrics(pool: &PgPool, id: Uuid, now_ms: i64) -> Result<Optio
     })))
 }
 
+/// One agent bucket: time, completed, failed, comments, work ms, idle ms, events.
+type AgentPoint = (chrono::DateTime<chrono::Utc>, i64, i64, i64, i64, i64, i64);
+
 /// `"minute"` up to [`MINUTE_SERIES_HOURS`], `"hour"` beyond.
 pub fn resolution(hours: i64) -> &'static str {
     if hours <= MINUTE_SERIES_HOURS {
@@ -84,9 +103,14 @@ pub fn resolution(hours: i64) -> &'static str {
 
 /// An agent's series over the last `hours` (1..=[`HOURS_MAX`]), oldest first. Buckets
 /// without events have no row.
-pub async fn agent_history(pool: &PgPool, id: Uuid, hours: i64, now_ms: i64) -> Result<Value, ReadError> {
+pub async fn agent_history(
+    pool: &PgPool,
+    id: Uuid,
+    hours: i64,
+    now_ms: i64,
+) -> Result<Value, ReadError> {
     let resolution = resolution(hours);
-    let rows: Vec<(chrono::DateTime<chrono::Utc>, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<AgentPoint> = sqlx::query_as(
         "SELECT at, completed, failed, comments, work_ms, idle_ms, events FROM fleet_agent_series \
          WHERE agent_id = $1 AND resolution = $2 AND at >= $3 ORDER BY at",
     )

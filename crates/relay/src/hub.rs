@@ -226,9 +226,10 @@ impl HubInner {
     /// Send `{"type":"metrics","topic":<topic>,"data":<data>}` to the clients following `topic`
     /// now: a snapshot with no position, not replayed, dropped for a client with no room.
     fn announce(&self, topic: &Topic, data: &serde_json::Value) {
-        let text: Arc<str> = serde_json::json!({"type": "metrics", "topic": topic.to_string(), "data": data})
-            .to_string()
-            .into();
+        let text: Arc<str> =
+            serde_json::json!({"type": "metrics", "topic": topic.to_string(), "data": data})
+                .to_string()
+                .into();
         let index = self.read_index();
         if let Some(clients) = index.get(topic) {
             for client in clients.values() {

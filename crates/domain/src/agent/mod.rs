@@ -115,7 +115,9 @@ pub enum AgentCommand {
     Heartbeat,
     /// The liveness sweeper's verdict: neither a heartbeat nor any activity for
     /// `silent_seconds`. An agent already OFFLINE stays as it is.
-    MarkOffline { silent_seconds: u64 },
+    MarkOffline {
+        silent_seconds: u64,
+    },
 }
 
 /// The reason recorded when a heartbeat brings an OFFLINE agent back.
@@ -178,15 +180,15 @@ impl Aggregate for Agent {
             (Self::Active(agent), AgentCommand::Remove) => Ok(vec![AgentEvent::Removed {
                 name: agent.name.clone(),
             }]),
-            (Self::Active(agent), AgentCommand::Heartbeat) => Ok(if agent.status
-                == AgentStatus::Offline
-            {
-                status_change(agent, AgentStatus::Idle, Some(HEARTBEAT_REASON.to_owned()))
-                    .into_iter()
-                    .collect()
-            } else {
-                Vec::new()
-            }),
+            (Self::Active(agent), AgentCommand::Heartbeat) => {
+                Ok(if agent.status == AgentStatus::Offline {
+                    status_change(agent, AgentStatus::Idle, Some(HEARTBEAT_REASON.to_owned()))
+                        .into_iter()
+                        .collect()
+                } else {
+                    Vec::new()
+                })
+            }
             (Self::Active(agent), AgentCommand::MarkOffline { silent_seconds }) => {
                 let reason = format!("no heartbeat or activity for {silent_seconds} s");
                 Ok(status_change(agent, AgentStatus::Offline, Some(reason))

@@ -198,7 +198,10 @@ fn went(from: AgentStatus, to: AgentStatus) -> AgentEvent {
 
 #[test]
 fn a_heartbeat_brings_back_only_an_offline_agent() {
-    let offline = [registered("a"), went(AgentStatus::Idle, AgentStatus::Offline)];
+    let offline = [
+        registered("a"),
+        went(AgentStatus::Idle, AgentStatus::Offline),
+    ];
     assert_eq!(
         given_when(&offline, AgentCommand::Heartbeat).unwrap(),
         vec![AgentEvent::StatusChanged {
@@ -209,7 +212,9 @@ fn a_heartbeat_brings_back_only_an_offline_agent() {
     );
     for status in [AgentStatus::Idle, AgentStatus::Busy, AgentStatus::Error] {
         let history = [registered("a"), went(AgentStatus::Idle, status)];
-        assert!(given_when(&history, AgentCommand::Heartbeat).unwrap().is_empty());
+        assert!(given_when(&history, AgentCommand::Heartbeat)
+            .unwrap()
+            .is_empty());
     }
     assert!(matches!(
         given_when(&[], AgentCommand::Heartbeat),
@@ -228,8 +233,13 @@ fn marking_offline_records_the_silence_once() {
             reason: Some("no heartbeat or activity for 90 s".into()),
         }]
     );
-    let offline = [registered("a"), went(AgentStatus::Idle, AgentStatus::Offline)];
-    assert!(given_when(&offline, AgentCommand::MarkOffline { silent_seconds: 90 })
-        .unwrap()
-        .is_empty());
+    let offline = [
+        registered("a"),
+        went(AgentStatus::Idle, AgentStatus::Offline),
+    ];
+    assert!(
+        given_when(&offline, AgentCommand::MarkOffline { silent_seconds: 90 })
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -7,6 +7,7 @@ use mc_domain::ids::{AgentId, MissionId, TaskId};
 use mc_domain::spacecraft::{RawLimits, SpacecraftId};
 use mc_domain::task::run::RunSpec;
 use mc_domain::task::SafeMutate;
+use mc_domain::telemetry::Transition;
 use serde_json::{Map, Value};
 
 const T0: i64 = 1_750_000_000_000 - 1_750_000_000_000 % HOUR_MS;
@@ -31,7 +32,14 @@ fn registered(id: Uuid) -> Decoded {
 }
 
 fn status(id: Uuid, from: AgentStatus, to: AgentStatus) -> Decoded {
-    Decoded::Agent(id, vec![AgentEvent::StatusChanged { from, to, reason: None }])
+    Decoded::Agent(
+        id,
+        vec![AgentEvent::StatusChanged {
+            from,
+            to,
+            reason: None,
+        }],
+    )
 }
 
 fn mission_created(m: Uuid, agent: Option<Uuid>) -> Decoded {
@@ -51,7 +59,14 @@ fn mission_created(m: Uuid, agent: Option<Uuid>) -> Decoded {
 }
 
 fn mission_to(m: Uuid, from: MissionStatus, to: MissionStatus) -> Decoded {
-    Decoded::Mission(m, vec![MissionEvent::StatusChanged { from, to, reason: None }])
+    Decoded::Mission(
+        m,
+        vec![MissionEvent::StatusChanged {
+            from,
+            to,
+            reason: None,
+        }],
+    )
 }
 
 fn run_created(r: Uuid, agent: Uuid) -> Decoded {
@@ -99,20 +114,52 @@ fn missions_and_runs_count_for_their_agent_with_durations_and_rates() {
         (T0 + 3 * MIN, mission_created(m2, Some(a))),
         (T0 + 4 * MIN, mission_to(m2, Pending, InProgress)),
         (T0 + 4 * MIN, run_created(r1, a)),
-        (T0 + 5 * MIN, Decoded::Run(r1, vec![RunEvent::Failed { reason: "x".into() }])),
+        (
+            T0 + 5 * MIN,
+            Decoded::Run(r1, vec![RunEvent::Failed { reason: "x".into() }]),
+        ),
         (T0 + 5 * MIN, run_created(r2, a)),
-        (T0 + 6 * MIN, Decoded::Run(r2, vec![RunEvent::Succeeded { output: String::new() }])),
+        (
+            T0 + 6 * MIN,
+            Decoded::Run(
+                r2,
+                vec![RunEvent::Succeeded {
+                    output: String::new(),
+                }],
+            ),
+        ),
     ]);
     let row = &fold.agents[&a];
-    assert_eq!(row.missions, Tally { completed: 1, failed: 0, in_progress: 1 });
-    assert_eq!(row.runs, Tally { completed: 1, failed: 1, in_progress: 0 });
+    assert_eq!(
+        row.missions,
+        Tally {
+            completed: 1,
+            failed: 0,
+            in_progress: 1
+        }
+    );
+    assert_eq!(
+        row.runs,
+        Tally {
+            completed: 1,
+            failed: 1,
+            in_progress: 0
+        }
+    );
     let m = AgentMetrics::of(row);
     assert_eq!(m.success_rate, Some(2.0 / 3.0));
     assert_eq!(m.error_rate, Some(1.0 / 3.0));
     // 2 min (mission) + 1 min (failed run) + 1 min (run) over 3 timed = 80 s.
     assert_eq!(m.avg_duration_seconds, Some(80.0));
     assert_eq!(m.missions_in_progress, 1);
-    assert_eq!(fold.system.runs, Tally { completed: 1, failed: 1, in_progress: 0 });
+    assert_eq!(
+        fold.system.runs,
+        Tally {
+            completed: 1,
+            failed: 1,
+            in_progress: 0
+        }
+    );
     assert_eq!(fold.system.missions.in_progress, 1);
     assert_eq!(row.last_activity, T0 + 6 * MIN);
 }
@@ -148,7 +195,10 @@ fn comments_events_per_minute_and_system_gauges() {
         (T0 + 10, registered(b)),
         (T0 + 20, comment(a)),
         (T0 + MIN, comment(a)),
-        (T0 + MIN + 5, status(b, AgentStatus::Idle, AgentStatus::Busy)),
+        (
+            T0 + MIN + 5,
+            status(b, AgentStatus::Idle, AgentStatus::Busy),
+        ),
         (T0 + MIN + 6, Decoded::Other(3)),
     ]);
     assert_eq!(fold.agents[&a].comments, 2);
@@ -167,10 +217,21 @@ fn time_never_runs_backwards_and_the_success_window_slides() {
     let fold = given(&[
         (T0, registered(a)),
         (T0, run_created(r1, a)),
-        (T0 + MIN, Decoded::Run(r1, vec![RunEvent::Failed { reason: "x".into() }])),
+        (
+            T0 + MIN,
+            Decoded::Run(r1, vec![RunEvent::Failed { reason: "x".into() }]),
+        ),
         // An earlier timestamp after a later one happens at the clock.
         (T0 + 30_000, run_created(r2, a)),
-        (T0 + 90 * MIN, Decoded::Run(r2, vec![RunEvent::Succeeded { output: String::new() }])),
+        (
+            T0 + 90 * MIN,
+            Decoded::Run(
+                r2,
+                vec![RunEvent::Succeeded {
+                    output: String::new(),
+                }],
+            ),
+        ),
     ]);
     assert_eq!(fold.system.clock, T0 + 90 * MIN);
     assert_eq!(fold.agents[&a].duration_ms, MIN + (90 * MIN - MIN));
@@ -204,7 +265,10 @@ fn alarms_count_against_health_except_alarms_on_fleet_metrics() {
         (T0, raised(SYSTEM_SOURCE, Severity::Critical)),
         (T0, raised("agent-x", Severity::Critical)),
     ]);
-    assert_eq!((fold.system.alarms_critical, fold.system.alarms_warning), (1, 1));
+    assert_eq!(
+        (fold.system.alarms_critical, fold.system.alarms_warning),
+        (1, 1)
+    );
     // 0.4 + 0.3 + 0.3 × 0.7 = 0.91
     assert_eq!(fold.system_metrics().health_score, 91);
     let back = Decoded::Alarm(
@@ -239,14 +303,19 @@ fn a_success_rate_below_its_limit_raises_and_a_recovery_returns_to_normal() {
     let run = |n: u128, ok: bool, t: i64| {
         let id = agent(100 + n);
         let end = if ok {
-            RunEvent::Succeeded { output: String::new() }
+            RunEvent::Succeeded {
+                output: String::new(),
+            }
         } else {
             RunEvent::Failed { reason: "x".into() }
         };
         [(t, run_created(id, a)), (t, Decoded::Run(id, vec![end]))]
     };
     let mut history = vec![
-        (T0, Decoded::Fleet(vec![FleetEvent::LimitsConfigured(limits)])),
+        (
+            T0,
+            Decoded::Fleet(vec![FleetEvent::LimitsConfigured(limits)]),
+        ),
         (T0, registered(a)),
     ];
     history.extend(run(1, true, T0 + MIN)); // 1.0
@@ -257,7 +326,11 @@ fn a_success_rate_below_its_limit_raises_and_a_recovery_returns_to_normal() {
         history.extend(run(n, true, T0 + n as i64 * MIN)); // 5 of 8 = 0.625 → normal
     }
     let fold = given(&history);
-    let seen: Vec<_> = fold.transitions.iter().map(|t| (t.transition, t.value)).collect();
+    let seen: Vec<_> = fold
+        .transitions
+        .iter()
+        .map(|t| (t.transition, t.value))
+        .collect();
     assert_eq!(
         seen,
         vec![
@@ -268,7 +341,10 @@ fn a_success_rate_below_its_limit_raises_and_a_recovery_returns_to_normal() {
     );
     assert!(fold.transitions.iter().all(|t| t.source == agent_source(a)));
     // Ordinals are log positions, increasing.
-    assert!(fold.transitions.windows(2).all(|w| w[0].ordinal < w[1].ordinal));
+    assert!(fold
+        .transitions
+        .windows(2)
+        .all(|w| w[0].ordinal < w[1].ordinal));
 }
 
 #[test]
@@ -283,7 +359,10 @@ fn any_split_into_batches_gives_the_same_rows() {
         (T0 + MIN, status(a, AgentStatus::Idle, AgentStatus::Busy)),
         (T0 + 3 * MIN, comment(a)),
         (T0 + 4 * MIN, mission_to(m, InProgress, Failed)),
-        (T0 + 4 * MIN, status(a, AgentStatus::Busy, AgentStatus::Idle)),
+        (
+            T0 + 4 * MIN,
+            status(a, AgentStatus::Busy, AgentStatus::Idle),
+        ),
     ];
     let whole = given(&history);
     // Fold in two batches, carrying only what a store/load would carry.
