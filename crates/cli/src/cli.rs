@@ -75,6 +75,9 @@ enum BenchCommand {
     /// Many WebSocket clients on `missions` against a running server: delivered frames/s,
     /// latency from commit to receipt, server memory (scripts/bench/fanout.sh runs it).
     Fanout(crate::fanout::FanoutArgs),
+    /// A fleet of agents beating over NATS against a running server: heartbeats/s absorbed,
+    /// reply latency, events appended (scripts/bench/heartbeats.sh runs it).
+    Heartbeats(crate::heartbeats::HeartbeatArgs),
     /// Append synthetic agent registrations straight to MC_EVENTS (for rebuild and projection
     /// benchmarks; never against a production log).
     Seed {
@@ -234,6 +237,7 @@ pub fn main() -> ExitCode {
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
             Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
             Command::Bench(BenchCommand::Fanout(args)) => crate::fanout::run(args).await,
+            Command::Bench(BenchCommand::Heartbeats(args)) => crate::heartbeats::run(args).await,
             Command::Bench(BenchCommand::Seed { events, nats }) => {
                 crate::bench::seed(&nats, events).await
             }

@@ -8,6 +8,7 @@ mod cli;
 mod drill;
 mod events;
 mod fanout;
+mod heartbeats;
 mod nats;
 mod pricing;
 mod progress;
