@@ -373,3 +373,27 @@ async fn silent_agents_go_offline_while_busy_or_beating_ones_stay_and_only_trans
     let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(reply["error"]["status"], 404, "{reply}");
 }
+
+#[tokio::test]
+async fn nobody_is_marked_offline_while_the_fleet_read_model_is_stopped() {
+    let app = TestApp::spawn_with(|c| {
+        c.liveness = mc_fleet::LivenessConfig {
+            offline_after: Duration::from_secs(1),
+            sweep_every: Duration::from_secs(1),
+        };
+    })
+    .await;
+    let agent = app.create("/agents", json!({"name": "quiet"})).await;
+    // Garbage on an agent subject stops the fleet projection (and the agents read model).
+    crate::projections::append_poison(&app).await;
+    crate::projections::wait_state(&app, "fleet", "failed").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, events) = app
+        .get_json(&format!("/events?aggregate=agent&id={agent}"))
+        .await;
+    assert_eq!(
+        events["items"].as_array().unwrap().len(),
+        1,
+        "only its registration: {events}"
+    );
+}

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// Append an `agent.registered` whose payload does not match its schema; returns its position.
-async fn append_poison(app: &TestApp) -> u64 {
+pub(crate) async fn append_poison(app: &TestApp) -> u64 {
     let log = EventLog::new(app.nats.client().await);
     let commit = raw_commit(
         "agent",
@@ -28,7 +28,7 @@ async fn projection(app: &TestApp, name: &str) -> Value {
         .clone()
 }
 
-async fn wait_state(app: &TestApp, name: &str, state: &str) -> Value {
+pub(crate) async fn wait_state(app: &TestApp, name: &str, state: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let p = projection(app, name).await;

@@ -205,7 +205,8 @@ impl Application {
             mc_commands::BackupLog::new(Handler::new(log.clone())),
         )
         .await?;
-        let liveness = mc_fleet::Liveness::new(pool.clone(), agents.clone(), config.liveness);
+        let liveness =
+            mc_fleet::Liveness::new(pool.clone(), agents.clone(), log.clone(), config.liveness);
         let state = AppState(Arc::new(Inner {
             positions: Positions::new(pool.clone(), local),
             pool,

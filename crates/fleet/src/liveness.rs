@@ -13,6 +13,7 @@ use mc_domain::ids::AgentId;
 use mc_domain::{Check, DomainError};
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +52,9 @@ pub struct Liveness {
 struct Inner {
     pool: PgPool,
     agents: AgentService,
+    log: mc_eventlog::EventLog,
+    /// The log's head at the previous sweep (`u64::MAX` before the first).
+    last_head: AtomicU64,
     config: LivenessConfig,
     /// Heartbeats not yet written: agent → epoch ms.
     pending: Mutex<HashMap<Uuid, i64>>,
@@ -65,11 +69,18 @@ pub struct Beat {
 }
 
 impl Liveness {
-    pub fn new(pool: PgPool, agents: AgentService, config: LivenessConfig) -> Self {
+    pub fn new(
+        pool: PgPool,
+        agents: AgentService,
+        log: mc_eventlog::EventLog,
+        config: LivenessConfig,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
                 agents,
+                log,
+                last_head: AtomicU64::new(u64::MAX),
                 config,
                 pending: Mutex::default(),
             }),
@@ -177,6 +188,9 @@ impl Liveness {
     /// write one transition.
     pub async fn sweep(&self, now_ms: i64) -> Result<usize, String> {
         self.flush().await.map_err(|e| e.to_string())?;
+        if !self.read_model_keeps_up().await? {
+            return Ok(0);
+        }
         let after_ms = self.inner.config.offline_after.as_millis() as i64;
         let silent: Vec<(Uuid, f64)> = sqlx::query_as(
             "SELECT a.agent_id, extract(epoch FROM greatest(a.last_activity, a.status_since, h.at))::float8 \
@@ -215,6 +229,33 @@ impl Liveness {
             }
         }
         Ok(marked)
+    }
+
+    /// Activity comes from the `fleet` read model: judge silence only while it keeps up, i.e.
+    /// it has reached the log's head of the previous sweep. A stopped or far behind projection
+    /// would make every agent look silent; then nobody is marked (and it is logged).
+    async fn read_model_keeps_up(&self) -> Result<bool, String> {
+        let head = self.inner.log.head().await.map_err(|e| e.to_string())?;
+        let before = self.inner.last_head.swap(head, Ordering::AcqRel);
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+                .bind(crate::projection::NAME)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+        let at = at.unwrap_or(0).max(0) as u64;
+        if before == u64::MAX {
+            return Ok(false);
+        }
+        if at < before {
+            tracing::warn!(
+                read_model = at,
+                head = before,
+                "liveness: the fleet read model is behind the log; no agent is marked offline"
+            );
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Flush every second and (with `sweep`) sweep every `sweep_every` until cancelled.
