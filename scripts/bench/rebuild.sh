@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Benchmark: blue/green rebuild rate of the agents projection over a log of N events.
+# Benchmark: blue/green rebuild rate of a projection (agents by default) over a log of N events.
 # Starts its own nats-server (pinned, temporary store, free loopback port) and a fresh database,
 # seeds N agent registrations straight into MC_EVENTS (`mission-control bench seed`), then times
 # `mission-control projections rebuild agents` (release build). Everything stops by itself.
 #
-# Usage: scripts/bench/rebuild.sh [events=1000000]
+# Usage: scripts/bench/rebuild.sh [events=1000000] [projection=agents]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 EVENTS="${1:-1000000}"
+NAME="${2:-agents}"
 eval "$(scripts/dev.sh env)"
 cargo build --release --bin mission-control >&2
 bin=target/release/mission-control
@@ -32,6 +33,9 @@ export MC_NATS_URL="nats://127.0.0.1:$nats_port" MC_DATABASE_URL="$dburl" MC_LOG
 "$bin" migrate
 echo "bench: seeding $EVENTS events" >&2
 "$bin" bench seed --events "$EVENTS"
-echo "bench: rebuilding agents" >&2
-/usr/bin/time -f "rebuild process: %e s wall, %M KiB max RSS" "$bin" projections rebuild agents
-psql "$dburl" -tAc "SELECT 'agents rows: ' || count(*) FROM agents"
+echo "bench: rebuilding $NAME" >&2
+/usr/bin/time -f "rebuild process: %e s wall, %M KiB max RSS" "$bin" projections rebuild "$NAME"
+case "$NAME" in
+  agents) psql "$dburl" -tAc "SELECT 'agents rows: ' || count(*) FROM agents" ;;
+  fleet) psql "$dburl" -tAc "SELECT 'fleet_agents rows: ' || count(*) || ', events counted: ' || (SELECT events FROM fleet_system) FROM fleet_agents" ;;
+esac
