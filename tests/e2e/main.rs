@@ -21,6 +21,7 @@ mod live;
 mod missions;
 mod nats_commands;
 mod nats_users;
+mod openapi;
 mod poison;
 mod process_manager;
 mod projections;

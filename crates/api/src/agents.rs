@@ -28,8 +28,9 @@ pub fn routes(r: Routes) -> Routes {
         .delete("/agents/{id}", remove)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = AgentRegistration)]
 pub struct CreateBody {
     name: String,
     #[serde(default)]
@@ -41,8 +42,9 @@ pub struct CreateBody {
     status: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = AgentChange)]
 pub struct PatchBody {
     name: Option<String>,
     description: Option<String>,

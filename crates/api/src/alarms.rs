@@ -35,16 +35,18 @@ pub fn routes(r: Routes) -> Routes {
 }
 
 /// The body of every action: who acts, and why.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = OperatorAction)]
 pub struct ActionBody {
     pub operator: String,
     #[serde(default)]
     pub comment: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = Shelve)]
 pub struct ShelveBody {
     pub operator: String,
     #[serde(default)]

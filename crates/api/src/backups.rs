@@ -26,9 +26,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": state.backups.list()?})))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schema(as = BackupRequest)]
+pub(crate) struct CreateBody {
     /// `true` (all telemetry kept) or `{from?, to?}` (RFC 3339 times or ages like `24h`).
     telemetry: Option<Value>,
 }
@@ -120,9 +121,10 @@ async fn verify(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RestoreBody {
+#[schema(as = RestoreRequest)]
+pub(crate) struct RestoreBody {
     /// A position, or an RFC 3339 time.
     until: Option<Value>,
     /// Leave the backup's telemetry out.

@@ -28,8 +28,9 @@ pub fn routes(r: Routes) -> Routes {
         .delete("/comments/{id}", remove)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = CommentPost)]
 pub struct CreateBody {
     pub content: String,
     #[serde(rename = "type")]
@@ -40,8 +41,9 @@ pub struct CreateBody {
     pub metadata: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = CommentEdit)]
 pub struct EditBody {
     pub content: Option<String>,
     #[serde(rename = "type")]

@@ -186,9 +186,10 @@ async fn limits(
     Ok(freshness.wrap(Json(mc_fleet::limits(&state.pool).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LimitsPut {
+#[schema(as = MetricLimits)]
+pub(crate) struct LimitsPut {
     #[serde(default)]
     agent: BTreeMap<String, LimitsBody>,
     #[serde(default)]

@@ -19,6 +19,7 @@ pub mod idempotency;
 mod live;
 mod missions;
 pub mod nats_commands;
+mod openapi;
 pub mod problem;
 pub mod projections;
 pub mod read;
@@ -60,10 +61,11 @@ fn routes() -> (Routes, Routes) {
         usage::routes,
         fleet::routes,
         live::routes,
+        openapi::routes,
     ]
     .into_iter()
     .fold(Routes::new("/api/v1"), |r, add| add(r));
-    let root = projections::metrics_routes(health::routes(Routes::new("")));
+    let root = openapi::docs_routes(projections::metrics_routes(health::routes(Routes::new(""))));
     (api, root)
 }
 

@@ -29,8 +29,9 @@ pub fn routes(r: Routes) -> Routes {
         .get("/missions/{id}/progress", progress)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = MissionCreate)]
 pub struct CreateBody {
     pub title: String,
     #[serde(default)]
@@ -42,8 +43,9 @@ pub struct CreateBody {
 }
 
 /// A PATCH body. `agentId: null` unassigns; an absent field is left as it is.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = MissionChange)]
 pub struct ChangeBody {
     pub title: Option<String>,
     pub description: Option<String>,

@@ -28,8 +28,9 @@ pub fn routes(r: Routes) -> Routes {
         .put("/spacecraft/{id}/config", configure)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = SpacecraftRegistration)]
 pub struct CreateBody {
     pub id: String,
     pub name: String,
@@ -37,8 +38,9 @@ pub struct CreateBody {
     pub metadata: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ParameterLimits)]
 pub struct LimitsBody {
     pub warn_low: Option<f64>,
     pub warn_high: Option<f64>,
@@ -65,8 +67,9 @@ impl LimitsBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = LimitsConfig)]
 pub struct ConfigBody {
     pub parameters: BTreeMap<String, LimitsBody>,
     /// RFC 3339 or epoch milliseconds; now when absent.

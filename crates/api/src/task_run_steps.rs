@@ -29,9 +29,10 @@ pub(crate) fn call_id(raw: &str) -> Result<ToolCallId, ApiError> {
     ToolCallId::parse(raw, "callId").map_err(|e| ApiError::Validation(vec![e]))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateBody {
+#[schema(as = RunStart)]
+pub(crate) struct CreateBody {
     task_id: String,
     agent_id: Option<String>,
 }
@@ -69,9 +70,10 @@ pub(crate) enum Step {
     Command(RunCommand),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LlmCallBody {
+#[schema(as = LlmCall)]
+pub(crate) struct LlmCallBody {
     provider: String,
     model: String,
     input_tokens: i64,
@@ -86,48 +88,54 @@ struct LlmCallBody {
     finish_reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ToolCallBody {
+#[schema(as = ToolCallRequest)]
+pub(crate) struct ToolCallBody {
     tool: String,
     #[serde(default)]
     arguments: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+#[schema(as = Reason)]
+pub(crate) struct ReasonBody {
     #[serde(default)]
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResultBody {
+#[schema(as = ToolCallResult)]
+pub(crate) struct ResultBody {
     result: Option<Value>,
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LogBody {
+#[schema(as = LogLine)]
+pub(crate) struct LogBody {
     #[serde(default)]
     level: Option<String>,
     message: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ArtifactBody {
+#[schema(as = Artifact)]
+pub(crate) struct ArtifactBody {
     name: String,
     uri: String,
     content_type: String,
     sha256: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+#[schema(as = RunCompletion)]
+pub(crate) struct CompleteBody {
     #[serde(default)]
     output: String,
 }

@@ -31,9 +31,10 @@ pub fn routes(r: Routes) -> Routes {
         .put("/agents/{id}/budget", agent_budget)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ToolBody {
+#[schema(as = ToolDefinition)]
+pub(crate) struct ToolBody {
     name: String,
     #[serde(default)]
     description: String,
@@ -115,9 +116,10 @@ async fn list_tools(
     Ok(freshness.wrap(Json(page.render(items, |t| t.name.clone()))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TaskBody {
+#[schema(as = TaskDefinition)]
+pub(crate) struct TaskBody {
     title: String,
     #[serde(default)]
     prompt: String,
@@ -199,9 +201,10 @@ impl respond::Versioned for model::TaskRow {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct BudgetBody {
+#[schema(as = Budget)]
+pub(crate) struct BudgetBody {
     /// Dollars; `null` lifts the limit.
     budget_usd: Option<f64>,
 }

@@ -19,9 +19,10 @@ pub fn routes(r: Routes) -> Routes {
         .delete("/tokens/{id}", revoke)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateBody {
+#[schema(as = TokenRequest)]
+pub(crate) struct CreateBody {
     name: String,
     role: String,
     #[serde(default)]

@@ -49,9 +49,10 @@ async fn list(
     Ok(freshness.wrap(Json(json!({ "items": items }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PriceBody {
+#[schema(as = Price)]
+pub(crate) struct PriceBody {
     provider: String,
     model: String,
     effective_from: Value,

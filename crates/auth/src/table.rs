@@ -47,6 +47,8 @@ pub const HTTP: &[HttpRule] = &[
     r("GET", "/health", Needs(Viewer)),
     r("GET", "/health/detailed", Needs(Viewer)),
     r("GET", "/metrics", Needs(Viewer)),
+    r("GET", "/docs", Open),
+    r("GET", "/api/v1/openapi.json", Open),
     r("GET", "/api/v1/agents", Needs(Viewer)),
     r("POST", "/api/v1/agents", Needs(Operator)),
     r("GET", "/api/v1/agents/{id}", Needs(Viewer)),
