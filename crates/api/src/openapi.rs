@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use mc_auth::table::Access;
-use routes::{Doc, DOCS};
+use routes::Doc;
 use serde::Serialize;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};

@@ -1,5 +1,6 @@
 //! The document covers the router and is a valid OpenAPI 3.1 document.
 
+use super::routes::DOCS;
 use super::*;
 use serde_json::Value;
 
