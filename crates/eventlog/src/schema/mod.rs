@@ -187,6 +187,28 @@ pub(crate) fn assert_round_trip<E: EventSchema + PartialEq + std::fmt::Debug>(
 }
 
 #[cfg(test)]
+mod documented {
+    /// The contracts document lists every stored event type at its current version.
+    #[test]
+    fn every_stored_type_is_in_docs_contracts_md() {
+        let doc = include_str!("../../../../docs/contracts.md");
+        let table: Vec<&str> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `") && l.contains(" | v"))
+            .collect();
+        for (event_type, version) in super::Registry::CURRENT.versions.iter().copied().flatten() {
+            let listed = table.iter().any(|l| {
+                l.contains(&format!("`{event_type}`")) && l.ends_with(&format!("| v{version} |"))
+            });
+            assert!(
+                listed,
+                "{event_type} v{version} is not in docs/contracts.md"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
 mod evolution_tests {
     //! Code at v2 reads events stored at v1: a later build where `agent.removed` gained a
     //! `reason` (v2) and an upcaster that fills it for v1 events.
