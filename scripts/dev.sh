@@ -70,6 +70,13 @@ ensure_nats_bin() {
   nats_version_ok || die "$NATS_BIN does not report v$NATS_VERSION"
 }
 
+# The dashboard's browser tests drive Debian's headless Chromium through its chromedriver.
+ensure_browser() {
+  if [[ -n ${MC_CHROMEDRIVER_BIN:-} && -n ${MC_CHROMIUM_BIN:-} ]]; then return 0; fi
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  apt_install chromium chromium-driver
+}
+
 ensure_pg_client() {
   command -v pg_isready >/dev/null && command -v psql >/dev/null && return 0
   apt_install postgresql-client
@@ -367,6 +374,7 @@ cmd_up() {
 
 cmd_test() {
   ensure_nats_bin
+  ensure_browser
   select_postgres
   if [[ $STARTED_PG -eq 1 ]]; then trap stop_local_pg EXIT; fi
   export_env

@@ -93,12 +93,18 @@ impl TestApp {
 
     /// Start a new server process-equivalent on the same NATS and database.
     pub async fn start(&mut self) {
+        self.start_on("127.0.0.1:0".parse().unwrap()).await;
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// Start on `addr` (the same port again after a stop: clients reconnect to it).
+    pub async fn start_on(&mut self, addr: SocketAddr) {
         // Served as production serves: an `mc_app` login, DDL through the migrator's.
-        let mut cfg = config(
-            self.nats.url(),
-            self.db.app_url().to_owned(),
-            "127.0.0.1:0".parse().unwrap(),
-        );
+        let mut cfg = config(self.nats.url(), self.db.app_url().to_owned(), addr);
         cfg.migrator_database_url = Some(self.db.url().to_owned());
         (self.tweak)(&mut cfg);
         let app = Application::build(cfg).await.expect("build application");

@@ -11,6 +11,7 @@ mod audit;
 pub mod auth;
 mod backups;
 mod comments;
+mod dashboard;
 pub mod edges;
 pub mod extract;
 mod fleet;
@@ -65,7 +66,9 @@ fn routes() -> (Routes, Routes) {
     ]
     .into_iter()
     .fold(Routes::new("/api/v1"), |r, add| add(r));
-    let root = openapi::docs_routes(projections::metrics_routes(health::routes(Routes::new(""))));
+    let root = dashboard::routes(openapi::docs_routes(projections::metrics_routes(
+        health::routes(Routes::new("")),
+    )));
     (api, root)
 }
 

@@ -79,6 +79,33 @@ use crate::{
 pub(super) const DOCS: &[Doc] = &[
     d(
         "GET",
+        "/",
+        "dashboard",
+        "the operations dashboard (asks for a token)",
+        NONE,
+        None,
+        Stream("text/html"),
+    ),
+    d(
+        "GET",
+        "/ui/app.js",
+        "dashboard",
+        "the dashboard's script",
+        NONE,
+        None,
+        Stream("text/javascript"),
+    ),
+    d(
+        "GET",
+        "/ui/style.css",
+        "dashboard",
+        "the dashboard's style sheet",
+        NONE,
+        None,
+        Stream("text/css"),
+    ),
+    d(
+        "GET",
         "/health",
         "health",
         "readiness with its checks",

@@ -1,0 +1,151 @@
+//! A headless Chromium driven over the W3C WebDriver protocol (Debian's `chromium` and
+//! `chromium-driver`, which `scripts/dev.sh test` installs): start a chromedriver on a free
+//! port, open a session, navigate, run scripts, click. Stopped on drop.
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    session: String,
+}
+
+fn binary(var: &str, default: &str) -> String {
+    let path = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} not found: install Debian's chromium and chromium-driver (scripts/dev.sh test does), \
+         or set {var}"
+    );
+    path
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let driver_bin = binary("MC_CHROMEDRIVER_BIN", "/usr/bin/chromedriver");
+        let chromium = binary("MC_CHROMIUM_BIN", "/usr/bin/chromium");
+        let port = mc_test_support::free_port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1100", "--no-first-run"]}}}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no webdriver session: {r}"))
+            .to_owned();
+        Self {
+            driver,
+            http,
+            session: format!("{base}/session/{session}"),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let r: Value = request.send().await.unwrap().json().await.unwrap();
+        if r["value"]["error"].is_string() {
+            panic!("webdriver {path}: {}", r["value"]);
+        }
+        r["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    /// Run `script` (a function body; `arguments[i]` are `args`) and return its value.
+    pub async fn eval(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Poll `script` until it returns true; the time it took. Panics after `within`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        script: &str,
+        args: Value,
+        within: Duration,
+    ) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.eval(script, args.clone()).await == Value::Bool(true) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// A PNG of the page.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let data = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
