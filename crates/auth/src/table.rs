@@ -276,13 +276,25 @@ mod tests {
     }
 
     #[test]
-    fn only_the_orchestrator_probes_are_open() {
+    fn only_the_orchestrator_probes_and_the_static_pages_are_open() {
         let open: Vec<&str> = HTTP
             .iter()
             .filter(|r| r.access == Open)
             .map(|r| r.path)
             .collect();
-        assert_eq!(open, ["/health/live", "/health/ready"]);
+        // The pages and the API description carry no data: what they show needs a token.
+        assert_eq!(
+            open,
+            [
+                "/health/live",
+                "/health/ready",
+                "/docs",
+                "/",
+                "/ui/app.js",
+                "/ui/style.css",
+                "/api/v1/openapi.json"
+            ]
+        );
         assert_eq!(http("HEAD", "/api/v1/agents"), Some(Needs(Viewer)));
         assert_eq!(http("PUT", "/api/v1/agents"), None);
         assert_eq!(nats("mission.create"), Some(Operator));
