@@ -77,6 +77,14 @@ ensure_browser() {
   apt_install chromium chromium-driver
 }
 
+# Open MCT for the Open MCT plugin's browser test (and `up`, when fetched): scripts/openmct.sh.
+ensure_openmct() {
+  if [[ -n ${MC_OPENMCT_DIR:-} ]]; then return 0; fi
+  command -v npm >/dev/null || apt_install npm
+  MC_OPENMCT_DIR=$(bash "$ROOT/scripts/openmct.sh")
+  export MC_OPENMCT_DIR
+}
+
 ensure_pg_client() {
   command -v pg_isready >/dev/null && command -v psql >/dev/null && return 0
   apt_install postgresql-client
@@ -366,6 +374,12 @@ cmd_up() {
        CREATE ROLE $APP_ROLE LOGIN IN ROLE mc_app; END IF; END \$\$"
   export MC_MIGRATOR_DATABASE_URL="$MC_DATABASE_URL"
   ensure_admin_token
+  # Open MCT at /openmct/ once scripts/openmct.sh has fetched it.
+  if [[ -z ${MC_OPENMCT_DIR:-} ]]; then
+    local omct
+    omct=$(ls -d "$DEV"/openmct/*/package/dist 2>/dev/null | tail -1 || true)
+    if [[ -n $omct ]]; then export MC_OPENMCT_DIR="$omct"; fi
+  fi
   MC_DATABASE_URL="postgres://$APP_ROLE@$PG_HOST:$PG_PORT/$DB_NAME"
   log "serving on http://$MC_HTTP_ADDR as $APP_ROLE (nats $MC_NATS_URL as $MC_NATS_USER); pid $$ in .dev/serve.pid"
   echo $$ >"$SERVE_PID"
@@ -375,6 +389,7 @@ cmd_up() {
 cmd_test() {
   ensure_nats_bin
   ensure_browser
+  ensure_openmct
   select_postgres
   if [[ $STARTED_PG -eq 1 ]]; then trap stop_local_pg EXIT; fi
   export_env

@@ -45,7 +45,8 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1100", "--no-first-run"]}}}});
+                "--window-size=1400,1100", "--no-first-run"]},
+            "goog:loggingPrefs": {"browser": "ALL"}}}});
         let r: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
@@ -106,8 +107,34 @@ impl Browser {
             if self.eval(script, args.clone()).await == Value::Bool(true) {
                 return started.elapsed();
             }
-            assert!(started.elapsed() < within, "{what}: not within {within:?}");
+            if started.elapsed() >= within {
+                let text = self
+                    .eval(
+                        "return document.body ? document.body.innerText.slice(0, 600) : ''",
+                        json!([]),
+                    )
+                    .await;
+                if let Ok(path) = std::env::var("MC_BROWSER_FAILURE_SCREENSHOT") {
+                    let _ = std::fs::write(path, self.screenshot().await);
+                }
+                let log = self.console().await;
+                panic!("{what}: not within {within:?}; the page says: {text}; console: {log}");
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The browser console so far (Chromium's log endpoint); `null` if it cannot be read.
+    pub async fn console(&self) -> Value {
+        let sent = self
+            .http
+            .post(format!("{}/se/log", self.session))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        match sent {
+            Ok(r) => r.json::<Value>().await.unwrap_or_default()["value"].clone(),
+            Err(_) => Value::Null,
         }
     }
 

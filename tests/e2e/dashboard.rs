@@ -192,3 +192,133 @@ async fn the_dashboard_catches_up_after_the_server_restarts() {
         .await;
     assert_eq!(rows, 5, "every mission once");
 }
+
+#[tokio::test]
+async fn open_mct_lists_a_spacecrafts_parameters_and_plots_realtime_values() {
+    let app = TestApp::spawn_with(|c| {
+        let dir = std::env::var_os("MC_OPENMCT_DIR").expect(
+            "MC_OPENMCT_DIR: run scripts/openmct.sh and set it to the directory it prints \
+             (scripts/dev.sh test does)",
+        );
+        c.openmct_dir = Some(dir.into());
+    })
+    .await;
+    let (s, b) = app
+        .post(
+            "/spacecraft",
+            json!({"id": "SC-OMCT", "name": "Open MCT probe"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = app
+        .put(
+            "/spacecraft/SC-OMCT/config",
+            json!({"parameters": {"temp": {"warnHigh": 80}, "volts": {"warnLow": 20}}, "effectiveAt": 0}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let publish = |temp: f64| {
+        app.post(
+            "/telemetry",
+            json!({"spacecraftId": "SC-OMCT", "timestamp": chrono::Utc::now().to_rfc3339(),
+                   "parameters": {"temp": temp, "volts": 28}}),
+        )
+    };
+    let (s, b) = publish(21.5).await;
+    assert_eq!(s, 202, "{b}");
+    let (_, latest) = app
+        .get_json(&format!(
+            "/telemetry/latest?spacecraftId=SC-OMCT&minPosition={}",
+            b["position"]
+        ))
+        .await;
+    assert_eq!(latest["parameters"]["temp"]["value"], 21.5, "{latest}");
+
+    // Open MCT's own files come from MC_OPENMCT_DIR; nothing outside it.
+    let anonymous = reqwest::Client::new();
+    let r = anonymous
+        .get(format!("{}/openmct/lib/openmct.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().len() > 100_000);
+    for path in [
+        "../../../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        ".hidden",
+        "a//b",
+    ] {
+        let r = anonymous
+            .get(format!("{}/openmct/lib/{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/", app.base)).await;
+    browser
+        .eval(
+            "localStorage.setItem('mc.token', arguments[0])",
+            json!([app.token]),
+        )
+        .await;
+    // The spacecraft's folder lists its parameters (the dictionary).
+    browser
+        .goto(&format!(
+            "{}/openmct/#/browse/mc:root/mc:sc~SC-OMCT",
+            app.base
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the parameters of SC-OMCT",
+            "return document.body.textContent.includes('temp') && document.body.textContent.includes('volts')",
+            json!([]),
+            Duration::from_secs(20),
+        )
+        .await;
+    // A realtime plot of one parameter shows the values as they are published.
+    browser
+        .goto(&format!(
+            "{}/openmct/#/browse/mc:root/mc:sc~SC-OMCT/mc:p~SC-OMCT~temp?view=plot-single\
+             &tc.mode=local&tc.timeSystem=utc&tc.startDelta=900000&tc.endDelta=0",
+            app.base
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the plot",
+            "return !!document.querySelector('.gl-plot, .c-plot')",
+            json!([]),
+            Duration::from_secs(20),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut value = 40.0;
+    loop {
+        value += 1.25;
+        let (s, b) = publish(value).await;
+        assert_eq!(s, 202, "{b}");
+        let shown = browser
+            .eval(
+                "return document.body.textContent.includes(arguments[0])",
+                json!([format!("{value}")]),
+            )
+            .await;
+        if shown == Value::Bool(true) {
+            if let Ok(path) = std::env::var("MC_OPENMCT_SCREENSHOT") {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                std::fs::write(path, browser.screenshot().await).unwrap();
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the plot never showed a realtime value"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

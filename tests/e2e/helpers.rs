@@ -47,6 +47,7 @@ pub fn config(nats_url: String, database_url: String, http_addr: SocketAddr) -> 
             offline_after: Duration::from_secs(3600),
             ..Default::default()
         },
+        openmct_dir: None,
         database_url,
         migrator_database_url: None,
         http_addr,

@@ -23,6 +23,7 @@ async fn the_openapi_document_and_the_docs_page_are_served_openly() {
         .map(|item| item.as_object().unwrap().len())
         .sum();
     assert_eq!(operations, mc_api::route_table().len());
+    assert!(doc["paths"]["/openmct/lib/{path}"]["get"].is_object());
     let r = anonymous
         .get(format!("{}/docs", app.base))
         .send()

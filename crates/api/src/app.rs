@@ -239,6 +239,10 @@ impl Application {
             ready_max_lag: config.ready_max_lag,
             ready_stall: config.ready_stall,
             api: config.serve_nats_commands,
+            openmct_dir: config
+                .openmct_dir
+                .as_ref()
+                .and_then(|d| std::fs::canonicalize(d).ok()),
             rebuilding: std::sync::Mutex::default(),
             background,
         }));

@@ -21,6 +21,7 @@ mod live;
 mod missions;
 pub mod nats_commands;
 mod openapi;
+mod openmct;
 pub mod problem;
 pub mod projections;
 pub mod read;
@@ -66,8 +67,8 @@ fn routes() -> (Routes, Routes) {
     ]
     .into_iter()
     .fold(Routes::new("/api/v1"), |r, add| add(r));
-    let root = dashboard::routes(openapi::docs_routes(projections::metrics_routes(
-        health::routes(Routes::new("")),
+    let root = openmct::routes(dashboard::routes(openapi::docs_routes(
+        projections::metrics_routes(health::routes(Routes::new(""))),
     )));
     (api, root)
 }

@@ -154,7 +154,11 @@ pub fn build(table: &[crate::Route]) -> OpenApi {
         };
         op = op.description(Some(format!("Role needed: **{role}**.")));
         for segment in route.path.split('/') {
-            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if let Some(name) = segment
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .map(|s| s.trim_start_matches('*'))
+            {
                 op = op.parameter(
                     ParameterBuilder::new()
                         .name(name)
@@ -201,7 +205,7 @@ pub fn build(table: &[crate::Route]) -> OpenApi {
                 );
             }
         }
-        paths = paths.path(route.path.clone(), PathItem::new(http, op));
+        paths = paths.path(oas_path(&route.path), PathItem::new(http, op));
     }
     let components = schemas
         .into_iter()
@@ -241,6 +245,11 @@ pub fn build(table: &[crate::Route]) -> OpenApi {
             tags.into_iter().map(|t| TagBuilder::new().name(t).build()),
         ))
         .build()
+}
+
+/// A router path as an OpenAPI path template (`{*rest}` → `{rest}`).
+pub(crate) fn oas_path(path: &str) -> String {
+    path.replace("{*", "{")
 }
 
 /// The success answer of a route.

@@ -53,6 +53,9 @@ pub struct Config {
     pub sweepers: bool,
     /// When a silent agent is marked OFFLINE, and how often that is checked.
     pub liveness: mc_fleet::LivenessConfig,
+    /// Open MCT's `dist` directory, served under `/openmct/lib/` (none: `/openmct/` says how
+    /// to install it).
+    pub openmct_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -80,6 +83,7 @@ impl Config {
             backups: BackupSettings::default(),
             sweepers: true,
             liveness: mc_fleet::LivenessConfig::default(),
+            openmct_dir: None,
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct Inner {
     pub ready_stall: Duration,
     /// Serves the `/api/v1` routes (false in the `project` role: health and metrics only).
     pub api: bool,
+    /// Open MCT's files (canonical path), if configured.
+    pub openmct_dir: Option<std::path::PathBuf>,
     /// Rebuilds running in this process.
     pub rebuilding: Mutex<std::collections::HashSet<&'static str>>,
     /// Cancelled at shutdown: background work (rebuilds) stops, to resume at the next start.

@@ -51,6 +51,9 @@ pub const HTTP: &[HttpRule] = &[
     r("GET", "/", Open),
     r("GET", "/ui/app.js", Open),
     r("GET", "/ui/style.css", Open),
+    r("GET", "/openmct/", Open),
+    r("GET", "/openmct/mission-control.js", Open),
+    r("GET", "/openmct/lib/{*path}", Open),
     r("GET", "/api/v1/openapi.json", Open),
     r("GET", "/api/v1/agents", Needs(Viewer)),
     r("POST", "/api/v1/agents", Needs(Operator)),
@@ -292,6 +295,9 @@ mod tests {
                 "/",
                 "/ui/app.js",
                 "/ui/style.css",
+                "/openmct/",
+                "/openmct/mission-control.js",
+                "/openmct/lib/{*path}",
                 "/api/v1/openapi.json"
             ]
         );

@@ -191,6 +191,10 @@ struct ServeArgs {
     /// How often the liveness sweeper looks for silent agents.
     #[arg(long, env = "MC_AGENT_SWEEP_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     agent_sweep_seconds: u64,
+    /// Open MCT's `dist` directory (`scripts/openmct.sh` fetches it), served under
+    /// `/openmct/lib/` for the Open MCT page at `/openmct/`.
+    #[arg(long, env = "MC_OPENMCT_DIR")]
+    openmct_dir: Option<std::path::PathBuf>,
     /// Telemetry from a spacecraft nobody registered: `register` it (name = id) or `reject`
     /// it (to the dead-letter stream over NATS, 422 over HTTP).
     #[arg(long, env = "MC_TELEMETRY_UNKNOWN_SPACECRAFT", default_value = "register", value_parser = mc_telemetry::UnknownSpacecraft::parse)]
@@ -287,6 +291,7 @@ async fn serve(args: ServeArgs, api: bool) -> anyhow::Result<()> {
             offline_after: Duration::from_secs(args.agent_offline_seconds),
             sweep_every: Duration::from_secs(args.agent_sweep_seconds),
         },
+        openmct_dir: args.openmct_dir,
         database_url: args.db.database_url,
         migrator_database_url: args.migrator_database_url,
         http_addr: args.http_addr,

@@ -79,6 +79,33 @@ use crate::{
 pub(super) const DOCS: &[Doc] = &[
     d(
         "GET",
+        "/openmct/",
+        "open mct",
+        "Open MCT with the Mission Control plugin (needs MC_OPENMCT_DIR)",
+        NONE,
+        None,
+        Stream("text/html"),
+    ),
+    d(
+        "GET",
+        "/openmct/mission-control.js",
+        "open mct",
+        "the Open MCT plugin",
+        NONE,
+        None,
+        Stream("text/javascript"),
+    ),
+    d(
+        "GET",
+        "/openmct/lib/{*path}",
+        "open mct",
+        "Open MCT's own files, from MC_OPENMCT_DIR",
+        NONE,
+        None,
+        Stream("application/octet-stream"),
+    ),
+    d(
+        "GET",
         "/",
         "dashboard",
         "the operations dashboard (asks for a token)",
