@@ -10,6 +10,8 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
+    /// A fresh profile per browser, removed on drop.
+    _profile: tempfile::TempDir,
     http: reqwest::Client,
     session: String,
 }
@@ -37,6 +39,8 @@ impl Browser {
             .expect("start chromedriver");
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
+        // No background traffic: this machine has no network but its registries.
+        let profile = tempfile::tempdir().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while http.get(format!("{base}/status")).send().await.is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
@@ -45,7 +49,9 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1100", "--no-first-run"]},
+                "--window-size=1400,1100", "--no-first-run", "--disable-quic",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.path().display())]},
             "goog:loggingPrefs": {"browser": "ALL"}}}});
         let r: Value = http
             .post(format!("{base}/session"))
@@ -62,6 +68,7 @@ impl Browser {
             .to_owned();
         Self {
             driver,
+            _profile: profile,
             http,
             session: format!("{base}/session/{session}"),
         }
