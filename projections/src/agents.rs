@@ -198,13 +198,15 @@ async fn apply_commit(tx: &mut PgConnection, d: Decoded<AgentEvent>) -> Result<(
 }
 
 /// An agent as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRow {
     pub id: Uuid,
     pub name: String,
     pub description: String,
+    #[schema(value_type = Vec<String>)]
     pub capabilities: sqlx::types::Json<Vec<String>>,
+    #[schema(value_type = Object)]
     pub metadata: sqlx::types::Json<Value>,
     pub status: String,
     pub version: i64,

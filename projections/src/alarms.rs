@@ -185,7 +185,7 @@ async fn apply_event(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmRow {
     pub id: Uuid,
@@ -199,7 +199,9 @@ pub struct AlarmRow {
     pub shelved: bool,
     pub occurrence: i64,
     pub raised_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub trigger_value: Json<Value>,
+    #[schema(value_type = Object)]
     pub last_value: Json<Value>,
     pub returned_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -281,12 +283,13 @@ pub async fn list(
 }
 
 /// One transition of an alarm as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryRow {
     pub version: i64,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub payload: Json<Value>,
     pub position: i64,
     pub at: DateTime<Utc>,

@@ -89,7 +89,7 @@ impl Projection for Comments {
 }
 
 /// A comment as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommentRow {
     pub id: Uuid,
@@ -99,6 +99,7 @@ pub struct CommentRow {
     pub comment_type: String,
     pub agent_id: Option<Uuid>,
     pub mission_id: Option<Uuid>,
+    #[schema(value_type = Object)]
     pub metadata: Json<Value>,
     pub version: i64,
     pub position: i64,

@@ -69,7 +69,7 @@ impl fmt::Display for Cursor {
 }
 
 /// One archived event as an audit query returns it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRow {
     pub position: i64,

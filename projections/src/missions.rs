@@ -131,7 +131,7 @@ async fn apply(
 }
 
 /// A mission as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MissionRow {
     pub id: Uuid,
@@ -141,6 +141,7 @@ pub struct MissionRow {
     pub priority: String,
     pub progress: i16,
     pub agent_id: Option<Uuid>,
+    #[schema(value_type = Object)]
     pub metadata: Json<Value>,
     pub version: i64,
     pub position: i64,

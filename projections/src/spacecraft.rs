@@ -114,11 +114,12 @@ async fn apply(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpacecraftRow {
     pub id: String,
     pub name: String,
+    #[schema(value_type = Object)]
     pub metadata: Json<Value>,
     pub version: i64,
     pub position: i64,
@@ -151,12 +152,13 @@ pub async fn list(
 }
 
 /// A limits configuration as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsRow {
     pub spacecraft_id: String,
     pub version: i64,
     pub effective_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub parameters: Json<Value>,
     pub configured_at: DateTime<Utc>,
 }

@@ -318,12 +318,13 @@ async fn apply_run(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolRow {
     pub name: String,
     pub description: String,
     pub risk: String,
+    #[schema(value_type = Object)]
     pub schema: Json<Value>,
     pub version: i64,
     pub position: i64,
@@ -354,7 +355,7 @@ pub async fn tools(
     .await
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRow {
     pub id: Uuid,
@@ -405,7 +406,7 @@ pub async fn tasks(
     Ok(rows.into_iter().map(with_budget).collect())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRow {
     pub id: Uuid,
@@ -415,6 +416,7 @@ pub struct RunRow {
     pub output: Option<String>,
     pub reason: Option<String>,
     pub logs: i64,
+    #[schema(value_type = Object)]
     pub artifacts: Json<Value>,
     pub llm_calls: i64,
     /// Why it waits for an operator when a step crossed a budget.
@@ -433,17 +435,19 @@ pub struct RunRow {
 const RUN_COLUMNS: &str = "id, task_id, agent_id, state, output, reason, logs, artifacts, \
     llm_calls, blocked_reason, cost_nanos, created_at, started_at, finished_at, version, position, updated_at";
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRow {
     #[serde(rename = "callId")]
     pub call_id: Uuid,
     pub tool: String,
     pub risk: String,
+    #[schema(value_type = Object)]
     pub arguments: Json<Value>,
     pub status: String,
     pub decided_by: Option<String>,
     pub decided_reason: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Json<Value>>,
     pub error: Option<String>,
     pub requested_at: DateTime<Utc>,

@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -192,7 +193,7 @@ pub fn build(table: &[crate::Route]) -> OpenApi {
                 ));
             }
         }
-        let (status, response) = success(doc, &command, &page);
+        let (status, response) = success(doc, &command, &page, &mut schemas);
         op = op.response(status, response);
         if !matches!(access, Some(Access::Open)) {
             for (status, what) in ERRORS {
@@ -257,6 +258,7 @@ fn success(
     doc: Option<&Doc>,
     command: &RefOr<Schema>,
     page: &RefOr<Schema>,
+    schemas: &mut Vec<(String, RefOr<Schema>)>,
 ) -> (&'static str, utoipa::openapi::Response) {
     let json = |what: &str, schema: RefOr<Schema>| {
         ResponseBuilder::new()
@@ -282,6 +284,20 @@ fn success(
                 .content(content, ContentBuilder::new().build())
                 .build(),
         ),
+        Some(routes::Answer::One(row)) => ("200", json("the row", row(schemas))),
+        Some(routes::Answer::List(row)) => {
+            let page = ObjectBuilder::new()
+                .property("items", ArrayBuilder::new().items(row(schemas)))
+                .required("items")
+                .property(
+                    "nextCursor",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .description(Some("the cursor of the next page; null on the last")),
+                )
+                .required("nextCursor");
+            ("200", json("a page", page.into()))
+        }
         Some(routes::Answer::Json) | None => ("200", json("ok", serde_json::Value::schema())),
     }
 }

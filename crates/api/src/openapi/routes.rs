@@ -23,6 +23,10 @@ pub(super) enum Answer {
     Page,
     /// 200 with a stream of this media type.
     Stream(&'static str),
+    /// 200 with one read-model row of this type.
+    One(BodyFn),
+    /// 200 `{items: [rows of this type], nextCursor}`.
+    List(BodyFn),
 }
 
 pub(super) struct Doc {
@@ -35,7 +39,7 @@ pub(super) struct Doc {
     pub answer: Answer,
 }
 
-use Answer::{Accepted, Command, Created, Json, Page, Stream};
+use Answer::{Accepted, Command, Created, Json, List, One, Page, Stream};
 
 const fn d(
     method: &'static str,
@@ -74,6 +78,10 @@ const HOURS: (&str, &str) = (
 use crate::{
     agents, alarms, backups, comments, fleet, missions, spacecraft, task_run_steps, tasks, tokens,
     usage,
+};
+use mc_projections::{
+    agents as agent_rows, alarms as alarm_rows, comments as comment_rows, events as event_rows,
+    missions as mission_rows, spacecraft as spacecraft_rows, tasks as task_rows,
 };
 
 pub(super) const DOCS: &[Doc] = &[
@@ -206,7 +214,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<agent_rows::AgentRow>),
     ),
     d(
         "POST",
@@ -224,7 +232,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one agent (`ETag`: its version)",
         ONE,
         None,
-        Json,
+        One(component::<agent_rows::AgentRow>),
     ),
     d(
         "PATCH",
@@ -339,7 +347,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<mission_rows::MissionRow>),
     ),
     d(
         "POST",
@@ -357,7 +365,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one mission",
         ONE,
         None,
-        Json,
+        One(component::<mission_rows::MissionRow>),
     ),
     d(
         "PATCH",
@@ -400,7 +408,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<comment_rows::CommentRow>),
     ),
     d(
         "POST",
@@ -418,7 +426,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one comment",
         ONE,
         None,
-        Json,
+        One(component::<comment_rows::CommentRow>),
     ),
     d(
         "PATCH",
@@ -445,7 +453,7 @@ pub(super) const DOCS: &[Doc] = &[
         "list spacecraft",
         PAGE,
         None,
-        Page,
+        List(component::<spacecraft_rows::SpacecraftRow>),
     ),
     d(
         "POST",
@@ -463,7 +471,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one spacecraft",
         ONE,
         None,
-        Json,
+        One(component::<spacecraft_rows::SpacecraftRow>),
     ),
     d(
         "GET",
@@ -561,7 +569,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<alarm_rows::AlarmRow>),
     ),
     d(
         "GET",
@@ -570,7 +578,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one alarm",
         ONE,
         None,
-        Json,
+        One(component::<alarm_rows::AlarmRow>),
     ),
     d(
         "GET",
@@ -579,7 +587,7 @@ pub(super) const DOCS: &[Doc] = &[
         "an alarm's transitions",
         &[LIMIT, MIN],
         None,
-        Json,
+        List(component::<alarm_rows::HistoryRow>),
     ),
     d(
         "POST",
@@ -637,7 +645,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<event_rows::EventRow>),
     ),
     d(
         "GET",
@@ -745,7 +753,7 @@ pub(super) const DOCS: &[Doc] = &[
         "list tools",
         PAGE,
         None,
-        Page,
+        List(component::<task_rows::ToolRow>),
     ),
     d(
         "POST",
@@ -763,7 +771,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one tool",
         ONE,
         None,
-        Json,
+        One(component::<task_rows::ToolRow>),
     ),
     d(
         "GET",
@@ -772,7 +780,7 @@ pub(super) const DOCS: &[Doc] = &[
         "list tasks",
         PAGE,
         None,
-        Page,
+        List(component::<task_rows::TaskRow>),
     ),
     d(
         "POST",
@@ -790,7 +798,7 @@ pub(super) const DOCS: &[Doc] = &[
         "one task",
         ONE,
         None,
-        Json,
+        One(component::<task_rows::TaskRow>),
     ),
     d(
         "PUT",
@@ -815,7 +823,7 @@ pub(super) const DOCS: &[Doc] = &[
             MIN,
         ],
         None,
-        Page,
+        List(component::<task_rows::RunRow>),
     ),
     d(
         "POST",

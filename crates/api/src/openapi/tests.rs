@@ -83,6 +83,21 @@ fn bodies_errors_and_security_come_from_the_types_and_the_permission_table() {
     let live = &doc["paths"]["/health/live"]["get"];
     assert_eq!(live["security"], serde_json::json!([{}]), "{live}");
     assert!(live["responses"]["401"].is_null());
+    // Reads answer the read model's rows, described from their types.
+    let one = &doc["paths"]["/api/v1/agents/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(one["$ref"], "#/components/schemas/AgentRow", "{one}");
+    let row = &doc["components"]["schemas"]["AgentRow"]["properties"];
+    assert!(
+        row["name"].is_object() && row["capabilities"]["type"] == "array",
+        "{row}"
+    );
+    let list = &doc["paths"]["/api/v1/missions"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(
+        list["properties"]["items"]["items"]["$ref"], "#/components/schemas/MissionRow",
+        "{list}"
+    );
     let path = &doc["paths"]["/api/v1/task-runs/{id}/tool-calls/{call}/approve"]["post"];
     let names: Vec<&str> = path["parameters"]
         .as_array()
@@ -96,10 +111,13 @@ fn bodies_errors_and_security_come_from_the_types_and_the_permission_table() {
 #[test]
 fn no_two_body_types_share_a_schema_name() {
     let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    for d in DOCS {
-        let Some(body) = d.body else { continue };
+    let rows = DOCS.iter().filter_map(|d| match d.answer {
+        routes::Answer::One(row) | routes::Answer::List(row) => Some(row),
+        _ => None,
+    });
+    for f in DOCS.iter().filter_map(|d| d.body).chain(rows) {
         let mut schemas = Vec::new();
-        body(&mut schemas);
+        f(&mut schemas);
         for (name, schema) in schemas {
             let text = serde_json::to_string(&schema).unwrap();
             if let Some(before) = seen.insert(name.clone(), text.clone()) {
