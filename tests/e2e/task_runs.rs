@@ -392,7 +392,16 @@ async fn a_runs_events_stream_over_sse_and_resume_from_last_event_id() {
     let (_, created) = app.post("/task-runs", json!({"taskId": task})).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let stream_url = app.url(&format!("/task-runs/{id}/events/stream"));
-    let r = app.http.get(&stream_url).send().await.unwrap();
+    // From just after the run's creation: the relay may not have fanned the creation out yet
+    // when the stream opens, and the test wants the log lines that follow it.
+    let created_at = created["position"].as_u64().unwrap();
+    let r = app
+        .http
+        .get(&stream_url)
+        .header("Last-Event-ID", format!("{created_at}-0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let log = |n: u32| {
