@@ -226,9 +226,17 @@ async fn a_limits_change_takes_effect_at_its_time_mid_stream() {
             ("alarm.returned_to_normal", &json!(t0 + 5_000))
         ]
     );
-    let (_, analysis) = app
-        .get_json("/telemetry/analyze?spacecraftId=SC-001&limit=10")
-        .await;
+    // The store may trail the anomaly processor by a batch: wait (bounded) for all 10.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let analysis = loop {
+        let (_, analysis) = app
+            .get_json("/telemetry/analyze?spacecraftId=SC-001&limit=10")
+            .await;
+        if analysis["snapshots"] == 10 || std::time::Instant::now() > deadline {
+            break analysis;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(analysis["snapshots"], 10, "{analysis}");
     let violations = analysis["violations"].as_array().unwrap();
     assert_eq!(violations.len(), 5, "{analysis}");

@@ -18,7 +18,7 @@ const PASSWORDS: [(&str, &str); 4] = [
     ("MC_NATS_PRODUCER_SC_001_PASSWORD", "producerOneTestPw3"),
     ("MC_NATS_PRODUCER_SC_002_PASSWORD", "producerTwoTestPw4"),
 ];
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(20);
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -163,6 +163,23 @@ async fn the_cluster_forms_with_route_logins_and_enforces_permissions_on_every_n
 
     // A producer on node 2: its own spacecraft is acknowledged (R3), another's is refused.
     let producer = login(&nodes[1], "producer-SC-001", PASSWORDS[2].1).await;
+    // The service's interest reaches node 2 over the routes a moment after it subscribed: probe
+    // until it does (probes are skipped below).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        producer
+            .publish("mc.telemetry.SC-001", "probe".into())
+            .await
+            .expect("publish");
+        producer.flush().await.expect("flush");
+        if let Ok(Some(_)) = timeout(Duration::from_millis(250), telemetry.next()).await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service's interest never reached node 2"
+        );
+    }
     let pjs = async_nats::jetstream::new(producer.clone());
     let ack = pjs
         .publish("mc.telemetry.SC-001", "own".into())
@@ -186,6 +203,9 @@ async fn the_cluster_forms_with_route_logins_and_enforces_permissions_on_every_n
             .await
             .expect("telemetry arrives")
             .expect("open");
+        if m.payload.as_ref() == b"probe" {
+            continue;
+        }
         seen.push(format!(
             "{} {}",
             m.subject,
