@@ -145,6 +145,10 @@ async fn bad_messages_get_error_frames_and_the_connection_stays() {
     }
     send(&mut ws, json!({"op": "ping"})).await;
     assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+    // A message three times the server's read buffer (4 KiB), within the 16 KiB frame limit,
+    // is read whole over several reads.
+    send(&mut ws, json!({"op": "ping", "pad": "x".repeat(12 * 1024)})).await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
 }
 
 #[tokio::test]

@@ -22,6 +22,11 @@ use tokio::time::Instant;
 
 /// Largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
+/// Most bytes read from a socket at once. tungstenite zero-fills this much before every read
+/// attempt, and the session attempts one each time it wakes to write: its 128 KiB default cost
+/// a 128 KiB memset per client per frame fanned out, and 128 KiB of memory per connection.
+/// Client messages are small (a larger one is read in several reads).
+pub const READ_BUFFER: usize = 4 * 1024;
 /// The server pings this often; a connection silent for `IDLE_TIMEOUT` is closed.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,6 +47,7 @@ async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| session(state, caller, socket))

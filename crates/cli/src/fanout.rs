@@ -29,11 +29,20 @@ pub struct FanoutArgs {
     /// Missions created per second.
     #[arg(long, default_value_t = 100)]
     rate: u32,
+    /// Missions created first (at the same rate, then a one-second pause) and left out of
+    /// the figures: the first frames on fresh connections.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    warmup: u32,
 }
 
 #[derive(Default)]
 struct Received {
     latencies_us: Vec<u64>,
+    /// Per event (in publish order): the earliest and the latest receipt over the clients
+    /// that got it, as latency in µs. Splits the latency into the path to the first socket
+    /// and the spread of the fan-out.
+    first_us: Vec<u64>,
+    last_us: Vec<u64>,
     complete: u32,
     closed: u32,
     lagged: u32,
@@ -88,13 +97,18 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let rss_idle = rss(&http, &base).await;
     let received = Arc::new(Mutex::new(Received::default()));
     let expected = args.events as usize;
+    let warmup = args.warmup as usize;
     // Connect and subscribe every client before the first command.
     let started = Instant::now();
     let sockets: Vec<_> = futures::stream::iter(0..args.clients)
         .map(|_| {
             let url = ws_url.clone();
             async move {
-                let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+                // A small read buffer: tungstenite zero-fills all of it before every read.
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(8 * 1024);
+                let (mut ws, _) =
+                    tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
                 ws.send(Message::Text(
                     json!({"op": "subscribe", "topics": ["missions"]})
                         .to_string()
@@ -123,18 +137,19 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let rss_connected = rss(&http, &base).await;
-    let deadline = Duration::from_secs_f64(f64::from(args.events) / f64::from(args.rate))
-        + Duration::from_secs(30);
+    let deadline =
+        Duration::from_secs_f64(f64::from(args.warmup + args.events) / f64::from(args.rate))
+            + Duration::from_secs(30);
     let readers: Vec<_> = sockets
         .into_iter()
         .map(|mut ws| {
             let received = received.clone();
             tokio::spawn(async move {
-                let mut mine = Vec::with_capacity(expected);
+                let mut mine = Vec::with_capacity(warmup + expected);
                 let mut closed = false;
                 let mut lagged = false;
                 let read = async {
-                    while mine.len() < expected {
+                    while mine.len() < warmup + expected {
                         match ws.next().await {
                             Some(Ok(Message::Text(t))) => {
                                 // Only what the measurement needs, without decoding the whole
@@ -160,42 +175,37 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
                     }
                 };
                 let _ = tokio::time::timeout(deadline, read).await;
+                mine.drain(..warmup.min(mine.len()));
                 let mut r = received.lock().await;
                 r.complete += u32::from(mine.len() == expected);
                 r.closed += u32::from(closed);
                 r.lagged += u32::from(lagged);
+                for (i, &l) in mine.iter().enumerate() {
+                    if r.first_us.len() <= i {
+                        r.first_us.push(l);
+                        r.last_us.push(l);
+                    } else {
+                        r.first_us[i] = r.first_us[i].min(l);
+                        r.last_us[i] = r.last_us[i].max(l);
+                    }
+                }
                 r.latencies_us.extend(mine);
                 r.last_at = Some(Instant::now());
             })
         })
         .collect();
-    // Publish at the rate: one mission per tick, a few in flight.
+    let mut failed = publish(&http, &base, 0..args.warmup, args.rate).await;
+    if args.warmup > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let publish_started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
-    let mut failed = 0u32;
-    let mut inflight = futures::stream::FuturesUnordered::new();
-    for i in 0..args.events {
-        tick.tick().await;
-        let http = http.clone();
-        let url = format!("{base}/api/v1/missions");
-        inflight.push(async move {
-            http.post(url)
-                .json(&json!({"title": format!("fanout-{i}")}))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-        });
-        while inflight.len() > 32 {
-            if !matches!(inflight.next().await, Some(Ok(true))) {
-                failed += 1;
-            }
-        }
-    }
-    while let Some(r) = inflight.next().await {
-        if !matches!(r, Ok(true)) {
-            failed += 1;
-        }
-    }
+    failed += publish(
+        &http,
+        &base,
+        args.warmup..args.warmup + args.events,
+        args.rate,
+    )
+    .await;
     let published = publish_started.elapsed();
     for r in readers {
         let _ = r.await;
@@ -204,14 +214,22 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let mut r = received.lock().await;
     let delivered = r.latencies_us.len();
     let span = r.last_at.map_or(published, |t| t - publish_started);
+    let mut spread: Vec<u64> = r
+        .first_us
+        .iter()
+        .zip(&r.last_us)
+        .map(|(f, l)| l - f)
+        .collect();
     r.latencies_us.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        let l = &r.latencies_us;
+    r.first_us.sort_unstable();
+    spread.sort_unstable();
+    let pct_of = |l: &[u64], p: f64| -> f64 {
         if l.is_empty() {
             return 0.0;
         }
         l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
     };
+    let pct = |p: f64| pct_of(&r.latencies_us, p);
     let summary = json!({
         "clients": args.clients,
         "events": args.events,
@@ -221,6 +239,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         "framesExpected": args.clients as usize * expected,
         "deliveredPerSecond": (delivered as f64 / span.as_secs_f64()).round(),
         "latencyMs": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        // Per event: latency to its first client, and from its first to its last client.
+        "firstClientMs": {"p50": pct_of(&r.first_us, 0.5), "p99": pct_of(&r.first_us, 0.99)},
+        "spreadMs": {"p50": pct_of(&spread, 0.5), "p99": pct_of(&spread, 0.99)},
         "clientsComplete": r.complete,
         "clientsClosed": r.closed,
         "clientsLagged": r.lagged,
@@ -228,6 +249,47 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
+}
+
+/// Create the missions numbered `range` at `rate` per second, each request on its own task
+/// (at most 32 in flight), so every one is sent at its tick; returns how many failed.
+async fn publish(
+    http: &reqwest::Client,
+    base: &str,
+    range: std::ops::Range<u32>,
+    rate: u32,
+) -> u32 {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut failed = 0u32;
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut settle = |r: Option<Result<bool, tokio::task::JoinError>>| {
+        if !matches!(r, Some(Ok(true))) {
+            failed += 1;
+        }
+    };
+    for i in range {
+        tick.tick().await;
+        let http = http.clone();
+        let url = format!("{base}/api/v1/missions");
+        inflight.spawn(async move {
+            http.post(url)
+                .json(&json!({"title": format!("fanout-{i}")}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+        while inflight.len() > 32 {
+            settle(inflight.join_next().await);
+        }
+        // Collect the finished ones without waiting.
+        while let Some(r) = inflight.try_join_next() {
+            settle(Some(r));
+        }
+    }
+    while let Some(r) = inflight.join_next().await {
+        settle(Some(r));
+    }
+    failed
 }
 
 #[cfg(test)]
