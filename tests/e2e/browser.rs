@@ -3,6 +3,8 @@
 //! port, open a session, navigate, run scripts, click. Stopped on drop.
 
 use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,10 @@ impl Browser {
         let driver_bin = binary("MC_CHROMEDRIVER_BIN", "/usr/bin/chromedriver");
         let chromium = binary("MC_CHROMIUM_BIN", "/usr/bin/chromium");
         let port = mc_test_support::free_port();
+        // Its own process group: dropping the browser kills chromedriver and every Chromium
+        // process it started, even when the session could not be ended.
         let driver = Command::new(driver_bin)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -177,8 +182,30 @@ impl Browser {
     }
 }
 
+/// `DELETE` the WebDriver session (chromedriver then quits Chromium), with std only: `Drop`
+/// cannot await.
+fn end_session(url: &str) -> std::io::Result<()> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    Ok(())
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        let _ = end_session(&self.session);
+        // Then the whole group (chromedriver and any Chromium process left).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
