@@ -5,11 +5,10 @@
 # delivered frames/s, latency from commit to receipt (p50/p99/max) and the server's RSS. Loopback
 # only, bounded in count and time, stops by itself.
 #
-# Usage: scripts/bench/fanout.sh [clients=1000] [events=1000] [rate=100] [warmup=0]
-# (warmup: missions created first, at the rate, and left out of the figures)
+# Usage: scripts/bench/fanout.sh [clients=1000] [events=1000] [rate=100]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-CLIENTS=${1:-1000}; EVENTS=${2:-1000}; RATE=${3:-100}; WARMUP=${4:-0}
+CLIENTS=${1:-1000}; EVENTS=${2:-1000}; RATE=${3:-100}
 eval "$(scripts/dev.sh env)"
 bin=${MC_BENCH_BIN:-target/release/mission-control}
 [ "$bin" = target/release/mission-control ] && cargo build --release --bin mission-control >&2
@@ -31,4 +30,4 @@ MC_NATS_URL=nats://127.0.0.1:$port MC_DATABASE_URL=$dburl MC_HTTP_ADDR=127.0.0.1
 for _ in $(seq 100); do curl -sf $api/health/ready >/dev/null && break; sleep 0.2; done
 curl -sf $api/health/ready >/dev/null || { cat $work/serve.log >&2; exit 1; }
 echo "bench: $CLIENTS websocket clients, $EVENTS events at $RATE/s (nproc $(nproc))" >&2
-MC_API_URL=$api MC_LOG=warn "$bin" bench fanout --clients "$CLIENTS" --events "$EVENTS" --rate "$RATE" --warmup "$WARMUP"
+MC_API_URL=$api MC_LOG=warn "$bin" bench fanout --clients "$CLIENTS" --events "$EVENTS" --rate "$RATE"

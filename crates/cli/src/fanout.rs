@@ -29,10 +29,6 @@ pub struct FanoutArgs {
     /// Missions created per second.
     #[arg(long, default_value_t = 100)]
     rate: u32,
-    /// Missions created first (at the same rate, then a one-second pause) and left out of
-    /// the figures: the first frames on fresh connections.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
-    warmup: u32,
 }
 
 #[derive(Default)]
@@ -97,7 +93,6 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let rss_idle = rss(&http, &base).await;
     let received = Arc::new(Mutex::new(Received::default()));
     let expected = args.events as usize;
-    let warmup = args.warmup as usize;
     // Connect and subscribe every client before the first command.
     let started = Instant::now();
     let sockets: Vec<_> = futures::stream::iter(0..args.clients)
@@ -137,19 +132,18 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let rss_connected = rss(&http, &base).await;
-    let deadline =
-        Duration::from_secs_f64(f64::from(args.warmup + args.events) / f64::from(args.rate))
-            + Duration::from_secs(30);
+    let deadline = Duration::from_secs_f64(f64::from(args.events) / f64::from(args.rate))
+        + Duration::from_secs(30);
     let readers: Vec<_> = sockets
         .into_iter()
         .map(|mut ws| {
             let received = received.clone();
             tokio::spawn(async move {
-                let mut mine = Vec::with_capacity(warmup + expected);
+                let mut mine = Vec::with_capacity(expected);
                 let mut closed = false;
                 let mut lagged = false;
                 let read = async {
-                    while mine.len() < warmup + expected {
+                    while mine.len() < expected {
                         match ws.next().await {
                             Some(Ok(Message::Text(t))) => {
                                 // Only what the measurement needs, without decoding the whole
@@ -175,7 +169,6 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
                     }
                 };
                 let _ = tokio::time::timeout(deadline, read).await;
-                mine.drain(..warmup.min(mine.len()));
                 let mut r = received.lock().await;
                 r.complete += u32::from(mine.len() == expected);
                 r.closed += u32::from(closed);
@@ -194,18 +187,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let mut failed = publish(&http, &base, 0..args.warmup, args.rate).await;
-    if args.warmup > 0 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
     let publish_started = Instant::now();
-    failed += publish(
-        &http,
-        &base,
-        args.warmup..args.warmup + args.events,
-        args.rate,
-    )
-    .await;
+    let failed = publish(&http, &base, args.events, args.rate).await;
     let published = publish_started.elapsed();
     for r in readers {
         let _ = r.await;
@@ -251,14 +234,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Create the missions numbered `range` at `rate` per second, each request on its own task
+/// Create `count` missions at `rate` per second, each request on its own task
 /// (at most 32 in flight), so every one is sent at its tick; returns how many failed.
-async fn publish(
-    http: &reqwest::Client,
-    base: &str,
-    range: std::ops::Range<u32>,
-    rate: u32,
-) -> u32 {
+async fn publish(http: &reqwest::Client, base: &str, count: u32, rate: u32) -> u32 {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let mut failed = 0u32;
     let mut inflight = tokio::task::JoinSet::new();
@@ -267,7 +245,7 @@ async fn publish(
             failed += 1;
         }
     };
-    for i in range {
+    for i in 0..count {
         tick.tick().await;
         let http = http.clone();
         let url = format!("{base}/api/v1/missions");
