@@ -46,7 +46,10 @@ async fn http_retries_with_an_idempotency_key_get_the_earlier_outcome() {
         head,
         "nothing appended by the retry"
     );
-    let (_, list) = app.get_json("/missions").await;
+    // Read once the missions read model has the first command (it trails under load).
+    let (_, list) = app
+        .get_json(&format!("/missions?minPosition={}", first["position"]))
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
     let r = app
